@@ -102,7 +102,7 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+def warp(image: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """Cut the ``size`` x ``size`` crop described by ``matrix`` out of ``image``."""
     return cv2.warpAffine(
         image, np.asarray(matrix, dtype=np.float64), (size, size), flags=cv2.INTER_LINEAR, borderMode=border

@@ -1,0 +1,103 @@
+"""Augmentation on (image, keypoints): one affine warp per sample plus photometric changes.
+
+The warp combines the crop rule (face box -> model input), a random rotation,
+scale and shift, and a horizontal flip that re-indexes points with
+:data:`facekeypoints.landmarks.FLIP_PERMUTATION`. Keypoints are pixels, x then y.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .geometry import CropRule, apply_affine, crop_matrix, keypoint_box
+from .landmarks import FLIP_PERMUTATION
+
+
+@dataclass
+class AugmentConfig:
+    """Ranges of the random transforms (all uniform unless said otherwise)."""
+
+    rotate_deg: float = 25.0  #: max |rotation| in degrees
+    scale: float = 0.12  #: crop side multiplied by exp(U(-scale, scale))
+    shift: float = 0.07  #: max centre shift as a fraction of the crop side
+    flip_prob: float = 0.5
+    brightness: float = 0.25  #: added, fraction of 255
+    contrast: float = 0.35  #: multiplied by 1 + U(-c, c)
+    saturation: float = 0.5  #: colour blended towards gray by U(-s, s)
+    gray_prob: float = 0.1
+    blur_prob: float = 0.15
+    noise_prob: float = 0.2
+    noise_std: float = 6.0  #: gaussian noise, grey levels
+    occlusion_prob: float = 0.0  #: random gray rectangle over part of the crop
+
+
+def random_crop_matrix(
+    keypoints: np.ndarray, rule: CropRule, size: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, bool]:
+    """A jittered "gt"-rule crop matrix and whether to flip it."""
+    x0, y0, x1, y1 = keypoint_box(keypoints)
+    side = max(x1 - x0, y1 - y0, 1.0)
+    cx = (x0 + x1) / 2.0
+    cy = (y0 + y1) / 2.0 + rule.offset_y * side
+    crop_side = side * rule.scale * float(np.exp(rng.uniform(-cfg.scale, cfg.scale)))
+    cx += rng.uniform(-cfg.shift, cfg.shift) * crop_side
+    cy += rng.uniform(-cfg.shift, cfg.shift) * crop_side
+    angle = np.deg2rad(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
+    m = crop_matrix((cx, cy), crop_side, size, angle)
+    flip = bool(rng.random() < cfg.flip_prob)
+    if flip:
+        f = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        m = (f @ np.vstack([m, [0, 0, 1]]))[:2]
+    return m, flip
+
+
+def warp_sample(image: np.ndarray, keypoints: np.ndarray, matrix: np.ndarray, size: int, flip: bool):
+    """Apply ``matrix`` to the image and its points; re-index points when ``flip``."""
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    kps = apply_affine(keypoints, matrix)
+    if flip:
+        kps = kps[FLIP_PERMUTATION]
+    return crop, kps
+
+
+def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness, contrast, saturation, gray, blur and noise on an RGB uint8 crop."""
+    img = crop.astype(np.float32)
+    if rng.random() < cfg.gray_prob:
+        g = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        img = np.repeat(g[..., None], 3, axis=2)
+    elif cfg.saturation > 0:
+        g = (img @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+        s = 1.0 + rng.uniform(-cfg.saturation, cfg.saturation)
+        img = g + (img - g) * s
+    c = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
+    mean = img.mean()
+    img = (img - mean) * c + mean + rng.uniform(-cfg.brightness, cfg.brightness) * 255.0
+    if rng.random() < cfg.blur_prob:
+        k = int(rng.choice([3, 5]))
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < cfg.noise_prob:
+        img = img + rng.normal(0.0, cfg.noise_std, img.shape).astype(np.float32)
+    if cfg.occlusion_prob > 0 and rng.random() < cfg.occlusion_prob:
+        h, w = img.shape[:2]
+        rw, rh = int(rng.uniform(0.15, 0.4) * w), int(rng.uniform(0.15, 0.4) * h)
+        x, y = int(rng.integers(0, w - rw)), int(rng.integers(0, h - rh))
+        img[y : y + rh, x : x + rw] = rng.uniform(0, 255)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def augment(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    rule: CropRule,
+    size: int,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training sample: (size x size x 3 RGB uint8 crop, (68, 2) float32 crop pixels)."""
+    m, flip = random_crop_matrix(keypoints, rule, size, cfg, rng)
+    crop, kps = warp_sample(image, keypoints, m, size, flip)
+    return photometric(crop, cfg, rng), kps

@@ -1,0 +1,258 @@
+"""``facekeypoints evaluate``: accuracy of a keypoint model on the Udacity test (or validation) faces.
+
+``facekeypoints evaluate [--data PATH] [--split test|val] [--model FILE.onnx] [--protocol gt|detector]
+[--refine/--no-refine] [--out DIR] [--limit N]``
+
+Writes ``report.json`` and ``ced.png`` into the output folder (``runs/evaluate/N`` by
+default, the first ``N`` not taken) and prints a short table. The protocols are those of
+DESIGN.md: "gt" feeds the tight box around the ground-truth keypoints to the landmark
+model; "detector" runs face detection end to end and matches faces to the ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import evaluation
+from ..data.fetch import default_udacity_path
+from ..data.udacity import Sample, UdacityDataset, train_val_split
+from ..errors import InputError, ModelError
+from ..geometry import keypoint_box
+
+HELP = "measure landmark accuracy (NME, FR, AUC, CED) on the Udacity test or validation faces"
+
+PROTOCOLS = ("gt", "detector")
+SPLITS = ("test", "val")
+
+#: Validation split of the training faces: the same rule as training uses.
+VAL_FRACTION = 0.1
+VAL_SEED = 0
+
+#: IoU needed to match a detected face to the ground truth (detector protocol).
+IOU_THRESHOLD = 0.3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help=f"Udacity zip or extracted folder (default: {default_udacity_path()})",
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="test",
+        help="'test': the 770 public test faces; 'val': the faces held out of the training split "
+        f"(train_val_split, fraction {VAL_FRACTION}, seed {VAL_SEED}) (default: test)",
+    )
+    parser.add_argument("--model", metavar="FILE.onnx", default=None, help="ONNX model (default: the bundled one)")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="gt",
+        help="'gt': boxes from the ground-truth keypoints, measures the landmark model alone; "
+        "'detector': face detection end to end, faces matched by IoU >= 0.3 (default: gt)",
+    )
+    parser.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="second pass re-cropped from the first pass's landmarks (default: the detector's default)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="output folder; must not exist or be empty (default: runs/evaluate/N, the first free N)",
+    )
+    parser.add_argument("--limit", type=int, metavar="N", default=None, help="evaluate only the first N faces")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _progress(items: Iterable, total: int | None, enabled: bool) -> Iterable:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc="evaluate", unit="face", file=sys.stderr, leave=False)
+
+
+def evaluate_dataset(
+    detector: Any,
+    samples: Iterable[Sample],
+    protocol: str = "gt",
+    iou_threshold: float = IOU_THRESHOLD,
+    progress: bool = False,
+    total: int | None = None,
+) -> tuple[dict, np.ndarray]:
+    """Run ``detector`` over annotated ``samples`` and score it under ``protocol``.
+
+    ``detector`` is a :class:`facekeypoints.pipeline.FaceKeypointDetector` or anything
+    with the same ``keypoints(rgb, boxes)`` (protocol "gt") or ``__call__(rgb)``
+    (protocol "detector"). ``samples`` yields objects with ``.image`` (RGB uint8) and
+    ``.keypoints`` (68, 2).
+
+    Returns ``(report, errors)``: the :func:`evaluation.summarize` report, and the
+    ``(N,)`` NME (a fraction) of every sample in order. Under "detector" a sample
+    whose face was not found has error NaN, the report's NME/FR/AUC are over the
+    matched faces, and it adds ``n_faces`` (all samples), ``n_matched``,
+    ``detection_rate`` (percent), ``n_detections`` and ``n_unmatched_detections``
+    (detections matched to no annotated face; an image can hold unannotated faces).
+    Detections are matched on the box of their predicted keypoints versus the
+    ground-truth keypoint box, so both boxes follow the same rule.
+    """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    preds: list[np.ndarray] = []
+    gts: list[np.ndarray] = []
+    errors: list[float] = []
+    n_detections = 0
+    for sample in _progress(samples, total, progress):
+        gt = np.asarray(sample.keypoints, dtype=np.float32)
+        gt_box = keypoint_box(gt)[None]
+        if protocol == "gt":
+            pred = np.asarray(detector.keypoints(sample.image, gt_box), dtype=np.float32)[0]
+        else:
+            faces = list(detector(sample.image))
+            n_detections += len(faces)
+            det_boxes = np.array([keypoint_box(np.asarray(f.keypoints)) for f in faces]).reshape(-1, 4)
+            match = evaluation.match_detections(det_boxes, gt_box, iou_threshold)[0]
+            if match < 0:
+                errors.append(float("nan"))
+                continue
+            pred = np.asarray(faces[match].keypoints, dtype=np.float32)
+        preds.append(pred)
+        gts.append(gt)
+        errors.append(float(evaluation.nme_io(pred, gt)[0]))
+    shape = (-1, 68, 2) if gts else (0, 68, 2)
+    report = evaluation.summarize(np.reshape(preds, shape), np.reshape(gts, shape), protocol=protocol)
+    if protocol == "detector":
+        n_faces = len(errors)
+        report["n_faces"] = n_faces
+        report["n_matched"] = len(gts)
+        report["detection_rate"] = round(100.0 * len(gts) / n_faces, 4) if n_faces else None
+        report["n_detections"] = n_detections
+        report["n_unmatched_detections"] = n_detections - len(gts)
+        report["iou_threshold"] = iou_threshold
+    return report, np.asarray(errors, dtype=np.float64)
+
+
+def load_samples(data: str | Path, split: str, limit: int | None = None) -> tuple[Iterable[Sample], int]:
+    """Lazily decoded samples of ``split`` ("test" or "val") and how many there are."""
+    ds = UdacityDataset(data)
+    if split == "test":
+        source_split, names = "test", [n for n, _ in ds.annotations("test")]
+    elif split == "val":
+        _, names = train_val_split([n for n, _ in ds.annotations("training")], VAL_FRACTION, seed=VAL_SEED)
+        source_split = "training"
+    else:
+        raise InputError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    wanted = set(names)
+    total = len(names) if limit is None else min(limit, len(names))
+    return itertools.islice(ds.iter_samples(source_split, wanted), total), total
+
+
+def next_run_dir(root: str | Path = Path("runs") / "evaluate") -> Path:
+    """Create and return ``root/N`` for the first ``N = 1, 2, ...`` that does not exist."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = root / str(n)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
+
+
+def _check_out(out: str | None) -> None:
+    if out is None:
+        return
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InputError(f"{path}: already exists and is not empty; choose another --out (nothing is overwritten)")
+
+
+def _make_out(out: str | None) -> Path:
+    if out is None:
+        return next_run_dir()
+    _check_out(out)
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def make_detector(model: str | None, refine: bool | None) -> Any:
+    """The pipeline detector for ``--model`` / ``--refine`` (``None`` keeps its defaults)."""
+    from ..pipeline import FaceKeypointDetector
+
+    kwargs: dict[str, Any] = {"model": model}
+    if refine is not None:
+        kwargs["refine"] = refine
+    return FaceKeypointDetector(**kwargs)
+
+
+def format_table(report: dict) -> str:
+    """A few lines summarising ``report`` for the terminal."""
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}%"
+
+    lines = [f"protocol {report['protocol']}  faces {report['n_faces']}"]
+    if "detection_rate" in report:
+        lines.append(f"detection rate {pct(report['detection_rate'])}  matched {report['n_matched']}")
+    lines.append(f"NME_io  mean {pct(report['nme_mean'])}  median {pct(report['nme_median'])}")
+    for key in ("08", "10"):
+        if f"fr_{key}" in report:
+            lines.append(f"@0.{key}   FR {pct(report[f'fr_{key}'])}  AUC {pct(report[f'auc_{key}'])}")
+    lines.append("groups  " + "  ".join(f"{k} {pct(v)}" for k, v in report["groups"].items()))
+    sizes = []
+    for row in report["by_box_size"]:
+        lo, hi = row["range"]
+        sizes.append(f"[{lo:g},{'inf' if hi is None else f'{hi:g}'}) n={row['count']} {pct(row['nme_mean'])}")
+    lines.append("by size " + "  ".join(sizes))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be at least 1, got {args.limit}")
+    if args.model is not None and not Path(args.model).is_file():
+        raise ModelError(f"{args.model}: no such model file")
+    data = Path(args.data) if args.data is not None else default_udacity_path()
+    samples, total = load_samples(data, args.split, args.limit)
+    _check_out(args.out)  # fail before the long part; the folder is made once there is something to write
+    detector = make_detector(args.model, args.refine)
+    progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    report, errors = evaluate_dataset(detector, samples, args.protocol, progress=progress, total=total)
+    refine = args.refine if args.refine is not None else getattr(detector, "refine", None)
+    report.update(
+        {
+            "split": args.split,
+            "data": str(data),
+            "model": str(args.model) if args.model is not None else "bundled",
+            "refine": refine if isinstance(refine, bool) else None,
+            "limit": args.limit,
+        }
+    )
+    out = _make_out(args.out)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    label = Path(args.model).stem if args.model is not None else "bundled model"
+    evaluation.plot_ced(
+        {label: errors[np.isfinite(errors)]},
+        out / "ced.png",
+        title=f"CED, Udacity {args.split}, {args.protocol} boxes",
+    )
+    print(format_table(report))
+    print(f"wrote {out / 'report.json'} and {out / 'ced.png'}")
+    return 0

@@ -1,0 +1,40 @@
+"""``facekeypoints export``: checkpoint -> ONNX + JSON metadata (+ torch weights for --init)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "export a training checkpoint to ONNX with its metadata"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a run folder (uses best.pt) or a .pt checkpoint")
+    parser.add_argument("--out", required=True, help="output .onnx path (.json and .npz are written beside it)")
+    parser.add_argument("--name", default=None, help="model name in the metadata (default: file stem)")
+    parser.add_argument("--version", default="1")
+    parser.add_argument("--metrics", default=None, help="evaluation report.json to embed as the model's metrics")
+    parser.add_argument("--data-sha256", default=None, help="sha256 of the training data archive, recorded as is")
+    parser.add_argument("--raw", action="store_true", help="export the raw weights instead of their moving average")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..export import export_checkpoint
+
+    ckpt = Path(args.checkpoint)
+    if ckpt.is_dir():
+        ckpt = ckpt / "best.pt"
+    metrics = None
+    if args.metrics:
+        try:
+            metrics = json.loads(Path(args.metrics).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{args.metrics}: cannot read metrics ({exc})") from None
+    data_info = {"sha256": args.data_sha256} if args.data_sha256 else None
+    out = export_checkpoint(
+        ckpt, args.out, name=args.name, version=args.version, metrics=metrics, data_info=data_info, use_ema=not args.raw
+    )
+    print(out)
+    return 0

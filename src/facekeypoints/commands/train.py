@@ -1,0 +1,30 @@
+"""``facekeypoints train``: train a landmark model (also under ``torchrun``)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..training.config import add_config_arguments
+
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        from ..errors import FaceKeypointsError
+
+        raise FaceKeypointsError("training needs torch: pip install 'facekeypoints[train]'") from None
+    from ..training.config import config_from_args
+    from ..training.loop import train
+
+    cfg = config_from_args(args)
+    command = "facekeypoints " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    run_dir = train(cfg, command=command)
+    print(run_dir)
+    return 0

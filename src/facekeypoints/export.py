@@ -1,0 +1,142 @@
+"""Export a trained checkpoint to ONNX plus JSON metadata (what :mod:`facekeypoints.runtime` loads).
+
+Writes ``NAME.onnx`` (input ``image``: float32 (N, 3, S, S) RGB in [0, 255];
+output ``keypoints``: float32 (N, 68, 2) crop pixels), ``NAME.json`` (input
+size, crop rule, normalisation, metrics, training command, data hash, sha256 of
+the ONNX file) and ``NAME.npz`` (the torch weights, for ``train --init``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .runtime import DEFAULT_MODEL, sha256_of
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    name: str | None = None,
+    version: str = "1",
+    metrics: dict | None = None,
+    data_info: dict | None = None,
+    use_ema: bool = True,
+    check: bool = True,
+) -> Path:
+    """Export ``checkpoint`` to ``out`` (an ``.onnx`` path); returns that path.
+
+    ``check`` compares torch and ONNX Runtime outputs on random input and raises
+    :class:`ModelError` if they disagree by more than 0.01 crop pixels.
+    """
+    import torch
+
+    from . import models
+    from .training.checkpoint import load_checkpoint, load_weights
+
+    ckpt = load_checkpoint(checkpoint)
+    model = models.create(ckpt["arch"])
+    key = "ema" if use_ema and ckpt.get("ema") is not None else "model"
+    load_weights(model, ckpt, str(checkpoint), key=key)
+    model.eval()
+    wrapper = models.InferenceModel(model).eval()
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ModelError(f"{out}: export path must end in .onnx")
+    s = model.input_size
+    x = torch.rand(2, 3, s, s) * 255.0
+    fd, tmp = tempfile.mkstemp(suffix=".onnx")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper,
+                (x,),
+                tmp,
+                input_names=["image"],
+                output_names=["keypoints"],
+                dynamic_axes={"image": {0: "n"}, "keypoints": {0: "n"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        data = Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _atomic_write_bytes(out, data)
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    fd, tmp_npz = tempfile.mkstemp(suffix=".npz", dir=out.parent)
+    os.close(fd)
+    np.savez_compressed(tmp_npz, **state)
+    os.replace(tmp_npz, out.with_suffix(".npz"))
+    meta = {
+        "schema": "facekeypoints-model/v1",
+        "name": name or out.stem,
+        "version": version,
+        "arch": ckpt["arch"],
+        "parameters": int(models.count_parameters(model)),
+        "input_size": s,
+        "input": "image: float32 (N, 3, S, S), RGB, values 0-255 (normalised inside the model)",
+        "output": "keypoints: float32 (N, 68, 2), crop pixels, x then y, origin at the top-left pixel's centre",
+        "normalisation": "inside the model: (x - 127.5) / 64" + (", gray" if ckpt["arch"] == "seed" else ""),
+        "crop_rule": ckpt["crop_rule"],
+        "weights": "ema" if key == "ema" else "raw",
+        "epochs_trained": ckpt.get("epoch"),
+        "best_val_nme": ckpt.get("best_val_nme"),
+        "training_command": ckpt.get("command", ""),
+        "training_config": ckpt.get("config", {}),
+        "data": data_info or {},
+        "metrics": metrics or {},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "sha256": sha256_of(out),
+    }
+    _atomic_write_bytes(out.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    if check:
+        from .runtime import KeypointModel
+
+        rt = KeypointModel(out, threads=1)
+        crops = (np.random.default_rng(0).random((4, s, s, 3)) * 255).astype(np.uint8)
+        got = rt.predict(crops)
+        with torch.no_grad():
+            want = wrapper(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
+        diff = float(np.abs(got - want).max())
+        if diff > 0.01:
+            raise ModelError(f"{out}: ONNX output differs from torch by {diff:.4f} px")
+    return out
+
+
+def load_bundled_state(path: str | Path | None = None) -> tuple[dict, str]:
+    """Torch weights (state dict) and architecture name of an exported model (default: bundled)."""
+    import torch
+
+    onnx_path = Path(path) if path is not None else DEFAULT_MODEL
+    npz = onnx_path.with_suffix(".npz")
+    if not npz.is_file():
+        raise ModelError(f"{npz}: torch weights of the model not found")
+    meta = json.loads(onnx_path.with_suffix(".json").read_text())
+    with np.load(npz) as z:
+        state = {k: torch.from_numpy(z[k].copy()) for k in z.files}
+    return state, meta["arch"]
+
+
+def update_metrics(onnx_path: str | Path, metrics: dict) -> None:
+    """Merge ``metrics`` into an exported model's metadata (the ONNX file, and its hash, unchanged)."""
+    meta_path = Path(onnx_path).with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta.setdefault("metrics", {}).update(metrics)
+    _atomic_write_bytes(meta_path, (json.dumps(meta, indent=2) + "\n").encode())

@@ -1,0 +1,94 @@
+"""ONNX Runtime inference for an exported landmark model, with the preprocessing it was trained with.
+
+A model is a pair of files: ``NAME.onnx`` and ``NAME.json`` (metadata written by
+:mod:`facekeypoints.export`). Loading checks the ONNX file's sha256 against the
+metadata, so a damaged or swapped weight file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .geometry import CropRule
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "facekeypoints-pip-s.onnx"
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_metadata(onnx_path: str | Path) -> dict:
+    """The JSON metadata beside ``onnx_path`` (same stem, ``.json``)."""
+    meta_path = Path(onnx_path).with_suffix(".json")
+    if not meta_path.is_file():
+        raise ModelError(f"{meta_path}: model metadata not found (expected beside {Path(onnx_path).name})")
+    try:
+        return json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{meta_path}: unreadable model metadata ({exc})") from None
+
+
+class KeypointModel:
+    """An exported landmark model run by ONNX Runtime on the CPU.
+
+    ``predict`` takes square RGB uint8 crops (N, S, S, 3), cut with :attr:`crop_rule`,
+    and returns (N, 68, 2) float32 keypoints in crop pixels (x then y, origin at the
+    centre of the crop's top-left pixel). Safe to call from several threads at once.
+    """
+
+    def __init__(self, path: str | Path | None = None, threads: int | None = None, verify: bool = True):
+        import onnxruntime as ort
+
+        self.path = Path(path) if path is not None else DEFAULT_MODEL
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: model file not found")
+        self.metadata = read_metadata(self.path)
+        if verify:
+            want = self.metadata.get("sha256")
+            got = sha256_of(self.path)
+            if want != got:
+                raise ModelError(f"{self.path}: sha256 {got[:12]}... does not match its metadata ({str(want)[:12]}...)")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"{self.path}: not a loadable ONNX model ({str(exc).splitlines()[0][:120]})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_size = int(self.metadata["input_size"])
+        self.crop_rule = CropRule.from_dict(self.metadata["crop_rule"])
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", self.path.stem))
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "0"))
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) RGB uint8 crops -> (N, 68, 2) float32 crop-pixel keypoints."""
+        crops = np.asarray(crops)
+        if crops.ndim == 3:
+            crops = crops[None]
+        s = self.input_size
+        if crops.shape[1:] != (s, s, 3):
+            raise ModelError(f"model expects crops of shape (N, {s}, {s}, 3), got {crops.shape}")
+        if len(crops) == 0:
+            return np.zeros((0, 68, 2), np.float32)
+        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+        return self.session.run(None, {self.input_name: x})[0].astype(np.float32)

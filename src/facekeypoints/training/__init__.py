@@ -1,0 +1,1 @@
+"""Training: config, data, losses, schedule, seeding, checkpoints and the (distributed) loop."""

@@ -1,0 +1,62 @@
+"""Training losses: small swappable functions of (raw model output, target keypoints).
+
+Target keypoints are (N, 68, 2) crop pixels, x then y.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def wing_loss(diff: torch.Tensor, w: float = 10.0, eps: float = 2.0) -> torch.Tensor:
+    """Wing loss (Feng et al. 2018) of absolute differences ``diff`` (any shape), mean."""
+    a = diff.abs()
+    c = w - w * math.log(1.0 + w / eps)
+    return torch.where(a < w, w * torch.log1p(a / eps), a - c).mean()
+
+
+def regression_loss(model, raw: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Wing loss on keypoints measured in crop pixels (scaled to a 100 px crop)."""
+    pred = model.decode(raw)
+    diff = (pred - target) * (100.0 / model.input_size)
+    loss = wing_loss(diff)
+    return loss, {"wing": float(loss.detach())}
+
+
+_NEIGHBOURS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+
+
+def pip_loss(model, raw: torch.Tensor, target: torch.Tensor, offset_weight: float = 5.0) -> tuple[torch.Tensor, dict]:
+    """Cell classification (softmax over the grid) + L1 offsets in the 3x3 cells around the truth."""
+    n, _, h, w = raw.shape
+    s = float(model.stride)
+    u = (target[..., 0] + 0.5) / s  # continuous cell coordinates
+    v = (target[..., 1] + 0.5) / s
+    j = u.floor().clamp(0, w - 1).long()
+    i = v.floor().clamp(0, h - 1).long()
+    scores = raw[:, :68].reshape(n * 68, h * w)
+    ce = F.cross_entropy(scores, (i * w + j).reshape(-1))
+    offsets = raw[:, 68:].reshape(n, 2, 68, h * w)
+    l1_total = raw.new_zeros(())
+    weight_total = 0.0
+    for dx, dy in _NEIGHBOURS:
+        jj, ii = j + dx, i + dy
+        valid = ((jj >= 0) & (jj < w) & (ii >= 0) & (ii < h)).to(raw.dtype)
+        idx = (ii.clamp(0, h - 1) * w + jj.clamp(0, w - 1)).unsqueeze(2)
+        ox = torch.gather(offsets[:, 0], 2, idx).squeeze(2)
+        oy = torch.gather(offsets[:, 1], 2, idx).squeeze(2)
+        err = (ox - (u - jj.to(raw.dtype))).abs() + (oy - (v - ii.to(raw.dtype))).abs()
+        wt = 1.0 if (dx, dy) == (0, 0) else 0.25
+        l1_total = l1_total + wt * (err * valid).sum() / valid.sum().clamp(min=1.0)
+        weight_total += wt
+    l1 = l1_total / weight_total
+    loss = ce + offset_weight * l1
+    return loss, {"ce": float(ce.detach()), "offset_l1": float(l1.detach())}
+
+
+def loss_for(model):
+    """The loss function matching ``model.head``."""
+    return {"pip": pip_loss, "regression": regression_loss}[model.head]

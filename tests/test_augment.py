@@ -1,0 +1,56 @@
+import cv2
+import numpy as np
+import pytest
+
+from facekeypoints.augment import AugmentConfig, augment, random_crop_matrix, warp_sample
+from facekeypoints.geometry import CropRule
+from facekeypoints.landmarks import FLIP_PERMUTATION
+
+from synthetic import template
+
+
+def _dot_image(point, size=(240, 240)):
+    img = np.zeros(size + (3,), np.uint8)
+    cv2.circle(img, tuple(int(round(v)) for v in point), 3, (255, 255, 255), -1)
+    return img
+
+
+def _centroid(img):
+    g = img[..., 0].astype(np.float64)
+    ys, xs = np.mgrid[0 : g.shape[0], 0 : g.shape[1]]
+    return np.array([(g * xs).sum() / g.sum(), (g * ys).sum() / g.sum()])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_warped_keypoints_land_on_the_warped_dots(seed):
+    """Each point is drawn as a dot; after the same warp, the moved point sits on its dot's centroid."""
+    kps = (template() * 150 + 45).round().astype(np.float32)
+    cfg = AugmentConfig(flip_prob=0.5, rotate_deg=30)
+    rng = np.random.default_rng(seed)
+    size = 128
+    m, flip = random_crop_matrix(kps, CropRule(), size, cfg, rng)
+    _, warped = warp_sample(_dot_image(kps[0]), kps, m, size, flip)
+    for i in range(0, 68, 3):
+        src = FLIP_PERMUTATION[i] if flip else i  # after a flip, point i is the mirror of the original i
+        crop, _ = warp_sample(_dot_image(kps[src]), kps, m, size, flip)
+        assert np.linalg.norm(_centroid(crop) - warped[i]) < 0.6
+
+
+def test_flip_keeps_subject_sides():
+    """After a flip, the subject's right eye (36-41) is still on the image's left."""
+    kps = (template() * 150 + 45).astype(np.float32)
+    cfg = AugmentConfig(flip_prob=1.0, rotate_deg=0, scale=0, shift=0)
+    m, flip = random_crop_matrix(kps, CropRule(), 128, cfg, np.random.default_rng(0))
+    assert flip
+    _, warped = warp_sample(np.zeros((240, 240, 3), np.uint8), kps, m, 128, flip)
+    assert warped[36:42, 0].mean() < warped[42:48, 0].mean()
+
+
+def test_augment_is_reproducible_and_in_range():
+    img = np.random.default_rng(0).integers(0, 255, (200, 200, 3)).astype(np.uint8)
+    kps = (template() * 120 + 40).astype(np.float32)
+    a = augment(img, kps, CropRule(), 96, AugmentConfig(), np.random.default_rng(7))
+    b = augment(img, kps, CropRule(), 96, AugmentConfig(), np.random.default_rng(7))
+    assert a[0].shape == (96, 96, 3) and a[0].dtype == np.uint8
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert (a[1] > -10).all() and (a[1] < 106).all()

@@ -1,0 +1,11 @@
+import numpy as np
+from synthetic import template
+
+from facekeypoints.landmarks import FLIP_PERMUTATION, flip_keypoints
+
+
+def test_template_is_mirror_symmetric():
+    """The test faces obey our own flip permutation (a check of both)."""
+    p = template() * 100
+    assert np.abs(flip_keypoints(p, 101) - p).max() < 1e-3
+    assert (FLIP_PERMUTATION[FLIP_PERMUTATION] == np.arange(68)).all()
