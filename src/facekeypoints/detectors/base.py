@@ -12,8 +12,9 @@ which is what the landmark model's crop rule expects.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class BoxCalibration:
         return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1).astype(np.float32)
 
     @classmethod
-    def fit(cls, detector_boxes: np.ndarray, keypoint_boxes: np.ndarray) -> "BoxCalibration":
+    def fit(cls, detector_boxes: np.ndarray, keypoint_boxes: np.ndarray) -> BoxCalibration:
         """Robust (median) fit from matched pairs of (N, 4) boxes."""
         d = np.asarray(detector_boxes, dtype=np.float64).reshape(-1, 4)
         k = np.asarray(keypoint_boxes, dtype=np.float64).reshape(-1, 4)

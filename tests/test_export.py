@@ -1,0 +1,84 @@
+"""Export: torch and ONNX Runtime agree, metadata is complete, tampered weights are refused."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facekeypoints import models
+from facekeypoints.errors import ModelError
+from facekeypoints.export import export_checkpoint, load_bundled_state
+from facekeypoints.runtime import KeypointModel
+from facekeypoints.training.checkpoint import load_checkpoint
+from facekeypoints.training.config import TrainConfig
+from facekeypoints.training.loop import train
+
+from synthetic import write_udacity
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    data = write_udacity(root / "data", n_train=24, n_test=2)
+    run = train(TrainConfig(data=str(data), out=str(root / "runs"), epochs=1, batch_size=8, progress=False,
+                            threads=1, val_fraction=0.2))
+    return export_checkpoint(run / "best.pt", root / "model" / "tiny.onnx", metrics={"nme_mean": 1.0}), run
+
+
+def test_export_writes_model_metadata_and_weights(exported):
+    onnx_path, _ = exported
+    meta = json.loads(onnx_path.with_suffix(".json").read_text())
+    for key in ("input_size", "crop_rule", "normalisation", "metrics", "training_command", "sha256", "arch"):
+        assert key in meta, key
+    assert meta["input_size"] == 96 and meta["crop_rule"]["scale"] == 1.25
+    assert onnx_path.with_suffix(".npz").is_file()
+
+
+def test_torch_and_onnx_outputs_agree(exported):
+    onnx_path, run = exported
+    ckpt = load_checkpoint(run / "best.pt")
+    model = models.create(ckpt["arch"])
+    model.load_state_dict(ckpt["ema"])
+    wrapper = models.InferenceModel(model).eval()
+    crops = (np.random.default_rng(1).random((3, 96, 96, 3)) * 255).astype(np.uint8)
+    got = KeypointModel(onnx_path).predict(crops)
+    with torch.no_grad():
+        want = wrapper(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
+    assert got.shape == (3, 68, 2)
+    assert np.abs(got - want).max() < 1e-2
+
+
+def test_tampered_weights_are_refused(exported, tmp_path):
+    onnx_path, _ = exported
+    bad = tmp_path / "bad.onnx"
+    data = bytearray(onnx_path.read_bytes())
+    data[-10] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    bad.with_suffix(".json").write_text(onnx_path.with_suffix(".json").read_text())
+    with pytest.raises(ModelError, match="sha256"):
+        KeypointModel(bad)
+
+
+def test_missing_metadata_and_missing_model(tmp_path, exported):
+    onnx_path, _ = exported
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(onnx_path.read_bytes())
+    with pytest.raises(ModelError, match="metadata"):
+        KeypointModel(lone)
+    with pytest.raises(ModelError, match="not found"):
+        KeypointModel(tmp_path / "none.onnx")
+
+
+def test_exported_torch_weights_load_back(exported):
+    onnx_path, _ = exported
+    state, arch = load_bundled_state(onnx_path)
+    model = models.create(arch)
+    model.load_state_dict(state)
+
+
+def test_runtime_rejects_wrong_crop_shape(exported):
+    with pytest.raises(ModelError, match="96"):
+        KeypointModel(exported[0]).predict(np.zeros((1, 64, 64, 3), np.uint8))

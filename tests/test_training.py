@@ -1,0 +1,141 @@
+"""Training on a tiny synthetic dataset: steps run, checkpoints resume exactly, torchrun works."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from facekeypoints.errors import ModelError
+from facekeypoints.training.checkpoint import load_checkpoint
+from facekeypoints.training.config import TrainConfig
+from facekeypoints.training.loop import train
+
+from synthetic import write_udacity
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return write_udacity(tmp_path_factory.mktemp("udacity"), n_train=48, n_test=4)
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=str(data), out=str(out), arch="pip-s", epochs=2, batch_size=8, progress=False,
+                threads=1, val_fraction=0.15, warmup_epochs=0.5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def test_train_writes_checkpoints_config_and_history(tiny_data, tmp_path):
+    run = train(_cfg(tiny_data, tmp_path / "runs"))
+    assert run == tmp_path / "runs" / "1"
+    for name in ("last.pt", "best.pt", "config.json", "history.json"):
+        assert (run / name).is_file(), name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["arch"] == "pip-s" and cfg["epochs"] == 2
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["step_in_epoch"] == 0
+    # a second run never overwrites the first
+    assert train(_cfg(tiny_data, tmp_path / "runs", epochs=1)) == tmp_path / "runs" / "2"
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path):
+    """SIGKILL a run mid-way; --resume ends with exactly the weights of a run never stopped."""
+    reference = train(_cfg(tiny_data, tmp_path / "ref", epochs=3))
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "facekeypoints", "train", "--data", str(tiny_data), "--out", str(out),
+           "--arch", "pip-s", "--epochs", "3", "--batch-size", "8", "--no-progress", "--threads", "1",
+           "--val-fraction", "0.15", "--warmup-epochs", "0.5", "--checkpoint-minutes", "0"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = out / "1" / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if last.exists():
+            try:
+                if load_checkpoint(last)["step"] >= 7:
+                    break
+            except ModelError:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(last)["step"]
+    assert 0 < killed_at < 15, killed_at  # 5 steps/epoch x 3 epochs
+    res = subprocess.run(cmd[:4] + ["--resume", str(out / "1"), "--no-progress"], env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, b = load_checkpoint(reference / "last.pt"), load_checkpoint(last)
+    assert b["step"] == a["step"] == 15
+    for k, v in a["model"].items():
+        assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
+    assert [h["epoch"] for h in b["history"]] == [1, 2, 3]
+
+
+def test_torchrun_two_processes(tiny_data, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed beside this Python")
+    out = tmp_path / "ddp"
+    res = subprocess.run(
+        [str(torchrun), "--nproc_per_node=2", "--master_port=29531", "-m", "facekeypoints", "train",
+         "--data", str(tiny_data), "--out", str(out), "--epochs", "2", "--batch-size", "4", "--no-progress",
+         "--threads", "1", "--val-fraction", "0.15"],
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = sorted(p.name for p in out.iterdir())
+    assert runs == ["1"], runs  # only rank 0 creates and writes the run folder
+    cfg = json.loads((out / "1" / "config.json").read_text())
+    assert cfg["world_size"] == 2
+    ckpt = load_checkpoint(out / "1" / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["step"] == 2 * (41 // 8)  # 41 train faces, 2 x 4 per step
+
+
+def test_init_refuses_another_architecture(tiny_data, tmp_path):
+    run = train(_cfg(tiny_data, tmp_path / "a", epochs=1))
+    res = subprocess.run(
+        [sys.executable, "-m", "facekeypoints", "train", "--data", str(tiny_data), "--out", str(tmp_path / "b"),
+         "--arch", "pip-m", "--init", str(run / "last.pt"), "--epochs", "1", "--no-progress"],
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    err = [ln for ln in res.stderr.splitlines() if "error" in ln]
+    assert len(err) == 1 and "pip-s" in err[0] and "pip-m" in err[0]
+
+
+def test_init_from_checkpoint_starts_from_its_weights(tiny_data, tmp_path):
+    run = train(_cfg(tiny_data, tmp_path / "a", epochs=1))
+    tuned = train(_cfg(tiny_data, tmp_path / "b", epochs=1, init=str(run / "last.pt"), lr=1e-9, ema=0.0))
+    a, b = load_checkpoint(run / "last.pt"), load_checkpoint(tuned / "last.pt")
+    w = "stem.1.0.weight"
+    assert torch.allclose(a["ema"][w], b["model"][w], atol=1e-4)
+
+
+def test_profile_writes_a_trace(tiny_data, tmp_path):
+    run = train(_cfg(tiny_data, tmp_path / "p", epochs=1, profile=True))
+    trace = run / "profile_trace.json"
+    assert trace.is_file() and trace.stat().st_size > 1000
+
+
+def test_missing_dataset_is_a_one_line_error(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "facekeypoints", "train", "--data", str(tmp_path / "nope.zip"),
+                          "--out", str(tmp_path / "r")], env=_env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "nope.zip" in res.stderr
