@@ -344,9 +344,9 @@ def test_command_writes_report_and_plot(udacity, capsys):
     report = json.loads(Path("out1/report.json").read_text())
     assert report["n_faces"] == 3 and report["split"] == "test" and report["protocol"] == "gt"
     assert report["nme_mean"] == pytest.approx(10.0 / 3, abs=1e-2)  # only face 1 is shifted by 5 px
-    assert report["model"] == "bundled" and report["refine"] is True
+    assert report["model"] == "bundled" and report["refine"] is False  # gt protocol: single pass by default
     assert Path("out1/ced.png").read_bytes()[:4] == b"\x89PNG"
-    assert created == [(None, None)]
+    assert created == [(None, False)]
     out = capsys.readouterr().out
     assert "NME_io" in out and "out1" in out
 
@@ -371,7 +371,7 @@ def test_command_auto_numbers_and_options(udacity):
     second = json.loads(Path("runs/evaluate/3/report.json").read_text())
     assert second["split"] == "val" and second["n_faces"] == 2  # one of ten people, two faces each
     assert (Path("runs/evaluate/3/ced.png")).is_file()
-    assert created == [(None, False), (None, None)]
+    assert created == [(None, False), (None, False)]  # gt protocol defaults to a single pass
 
 
 def test_command_input_errors(udacity, tmp_path):

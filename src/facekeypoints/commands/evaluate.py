@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refine",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="second pass re-cropped from the first pass's landmarks (default: the detector's default)",
+        help="second pass re-cropped from the first pass's landmarks (default: off for 'gt', whose box already "
+        "comes from the truth, on for 'detector')",
     )
     parser.add_argument(
         "--out",
@@ -232,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
     data = Path(args.data) if args.data is not None else default_udacity_path()
     samples, total = load_samples(data, args.split, args.limit)
     _check_out(args.out)  # fail before the long part; the folder is made once there is something to write
+    if args.refine is None:
+        args.refine = args.protocol == "detector"
     detector = make_detector(args.model, args.refine)
     progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     report, errors = evaluate_dataset(detector, samples, args.protocol, progress=progress, total=total)

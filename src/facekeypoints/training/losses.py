@@ -57,6 +57,8 @@ def pip_loss(model, raw: torch.Tensor, target: torch.Tensor, offset_weight: floa
     return loss, {"ce": float(ce.detach()), "offset_l1": float(l1.detach())}
 
 
-def loss_for(model):
-    """The loss function matching ``model.head``."""
-    return {"pip": pip_loss, "regression": regression_loss}[model.head]
+def loss_for(model, offset_weight: float = 5.0):
+    """The loss function matching ``model.head`` (``offset_weight`` applies to the PIP head)."""
+    if model.head == "pip":
+        return lambda m, raw, target: pip_loss(m, raw, target, offset_weight=offset_weight)
+    return regression_loss

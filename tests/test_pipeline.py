@@ -1,0 +1,78 @@
+"""The bundled model through the public API: real faces, caller boxes, geometry, accuracy claim."""
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib import cbook
+
+import facekeypoints as fk
+from facekeypoints.geometry import keypoint_box
+from facekeypoints.runtime import DEFAULT_MODEL
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return fk.FaceKeypointDetector()
+
+
+@pytest.fixture(scope="module")
+def grace():
+    return fk.load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def test_bundled_model_is_small_and_described():
+    assert DEFAULT_MODEL.stat().st_size <= 5 * 1024 * 1024
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert meta["sha256"] and meta["training_command"] and meta["metrics"]["nme_mean"] > 0
+
+
+def test_one_face_on_grace_hopper(detector, grace):
+    faces = detector(grace)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.keypoints.shape == (68, 2) and f.keypoints.dtype == np.float32
+    x0, y0, x1, y1 = f.box
+    kx, ky = f.keypoints[:, 0], f.keypoints[:, 1]
+    w = x1 - x0
+    assert (kx > x0 - 0.3 * w).all() and (kx < x1 + 0.3 * w).all() and (ky > y0 - 0.3 * w).all()
+    # anatomy: eyes above the nose tip above the mouth above the chin; subject's right eye on the image's left
+    eye_y = f.keypoints[36:48, 1].mean()
+    assert eye_y < f.keypoints[33, 1] < f.keypoints[51, 1] < f.keypoints[8, 1]
+    assert f.keypoints[36:42, 0].mean() < f.keypoints[42:48, 0].mean()
+
+
+def test_caller_boxes_and_empty_boxes(detector, grace):
+    face = detector(grace)[0]
+    box = keypoint_box(face.keypoints)
+    kps = detector.keypoints(grace, np.stack([box, box]))
+    assert kps.shape == (2, 68, 2)
+    assert np.abs(kps[0] - kps[1]).max() < 1e-4
+    assert detector.keypoints(grace, np.zeros((0, 4))).shape == (0, 68, 2)
+
+
+def test_keypoints_follow_a_translated_image(detector, grace):
+    """Shift the picture by whole pixels: the landmarks move by exactly that much."""
+    box = keypoint_box(detector(grace)[0].keypoints)
+    dx, dy = 37, 21
+    shifted = np.zeros((grace.shape[0] + dy, grace.shape[1] + dx, 3), np.uint8)
+    shifted[dy:, dx:] = grace
+    a = detector.keypoints(grace, box[None])[0]
+    b = detector.keypoints(shifted, (box + [dx, dy, dx, dy])[None])[0]
+    assert np.abs((b - a) - [dx, dy]).max() < 0.05
+
+
+def test_no_face_on_a_blank_picture(detector):
+    assert detector(np.full((480, 640, 3), 127, np.uint8)) == []
+
+
+def test_bundled_accuracy_matches_its_metadata(shared_data):
+    """The 770 Udacity test faces, gt boxes: NME_io within 0.1 point of what the metadata claims."""
+    from facekeypoints.commands.evaluate import evaluate_dataset
+    from facekeypoints.data import UdacityDataset
+
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    samples = UdacityDataset(shared_data / "train-test-data.zip").load("test")
+    assert len(samples) == 770
+    report, _ = evaluate_dataset(fk.FaceKeypointDetector(refine=False), samples, "gt")
+    assert abs(report["nme_mean"] - meta["metrics"]["nme_mean"]) <= 0.1
