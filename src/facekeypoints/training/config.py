@@ -17,7 +17,7 @@ class TrainConfig:
     arch: str = "pip-s"  #: registered architecture (see facekeypoints.models.available())
     data: str = ""  #: Udacity zip/folder or a 300-W .pts folder; empty = the fetched Udacity zip
     out: str = "runs/train"  #: runs go to OUT/1, OUT/2, ... (never overwritten)
-    epochs: int = 150
+    epochs: int = 240
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 5e-5
@@ -27,11 +27,11 @@ class TrainConfig:
     crop_scale: float = 1.25  #: crop side / tight keypoint box side
     ema: float = 0.998  #: decay of the weight moving average used for validation and export (0 = off)
     offset_weight: float = 5.0  #: PIP head: weight of the offset L1 against the cell cross-entropy
-    rotate_deg: float = 25.0
-    scale_jitter: float = 0.12
-    shift: float = 0.07
+    rotate_deg: float = 15.0
+    scale_jitter: float = 0.08
+    shift: float = 0.05
     flip_prob: float = 0.5
-    occlusion_prob: float = 0.1
+    occlusion_prob: float = 0.0
     threads: int = 0  #: torch intra-op threads per process (0 = torch's default)
     workers: int = 0  #: DataLoader worker processes
     limit: int = 0  #: use only the first N training faces (0 = all); for quick trials
