@@ -177,19 +177,27 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     from facekeypoints.evaluation import plot_ced
 
-    plot_ced({k: v[np.isfinite(v)] for k, v in curves.items()}, out / "ced_test_gt.png",
-             title="Udacity test faces (770), gt boxes")
+    plot_ced(
+        {k: v[np.isfinite(v)] for k, v in curves.items()},
+        out / "ced_test_gt.png",
+        title="Udacity test faces (770), gt boxes",
+    )
     result = {"machine": platform.processor() or platform.machine(), "rows": rows, "speed": speed}
     (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["| model | protocol | NME_io mean % | median % | FR@0.10 % | AUC@0.10 % | detection % |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | protocol | NME_io mean % | median % | FR@0.10 % | AUC@0.10 % | detection % |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         det = "" if r["detection_rate"] is None else f"{r['detection_rate']:.1f}"
-        lines.append(f"| {r['name']} | {r['protocol']} | {r['nme_mean']:.2f} | {r['nme_median']:.2f} | "
-                     f"{r['fr_10']:.2f} | {r['auc_10']:.1f} | {det} |")
+        lines.append(
+            f"| {r['name']} | {r['protocol']} | {r['nme_mean']:.2f} | {r['nme_median']:.2f} | "
+            f"{r['fr_10']:.2f} | {r['auc_10']:.1f} | {det} |"
+        )
     lines.append("")
-    lines.append("Speed (landmark model alone, batch 1, one thread): " +
-                 ", ".join(f"{k} = {v}" for k, v in speed.items()))
+    lines.append(
+        "Speed (landmark model alone, batch 1, one thread): " + ", ".join(f"{k} = {v}" for k, v in speed.items())
+    )
     (out / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -49,8 +49,14 @@ def draw_face(size: tuple[int, int], keypoints: np.ndarray, seed: int = 0) -> np
     hull = cv2.convexHull(keypoints.astype(np.float32)).astype(np.int32)
     cv2.fillConvexPoly(img, hull, tuple(int(v) for v in rng.integers(150, 230, 3)))
     for a, b in EDGES:
-        cv2.line(img, tuple(np.round(keypoints[a]).astype(int)), tuple(np.round(keypoints[b]).astype(int)),
-                 (40, 20, 20), 1, cv2.LINE_AA)
+        cv2.line(
+            img,
+            tuple(np.round(keypoints[a]).astype(int)),
+            tuple(np.round(keypoints[b]).astype(int)),
+            (40, 20, 20),
+            1,
+            cv2.LINE_AA,
+        )
     return img
 
 
@@ -69,8 +75,10 @@ def random_face(seed: int, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
 def write_udacity(root: Path, n_train: int = 40, n_test: int = 6, size: int = 96) -> Path:
     """A tiny Udacity-layout folder (RGBA PNGs named .jpg, CSVs of 136 coordinates)."""
     root = Path(root)
-    for split, n, csv_name in (("training", n_train, "training_frames_keypoints.csv"),
-                               ("test", n_test, "test_frames_keypoints.csv")):
+    for split, n, csv_name in (
+        ("training", n_train, "training_frames_keypoints.csv"),
+        ("test", n_test, "test_frames_keypoints.csv"),
+    ):
         (root / split).mkdir(parents=True, exist_ok=True)
         lines = ["," + ",".join(str(i) for i in range(136))]
         for i in range(n):

@@ -5,7 +5,6 @@ import pytest
 from facekeypoints.augment import AugmentConfig, augment, random_crop_matrix, warp_sample
 from facekeypoints.geometry import CropRule
 from facekeypoints.landmarks import FLIP_PERMUTATION
-
 from synthetic import template
 
 

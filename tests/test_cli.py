@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import template
 
 from facekeypoints import __version__, cli
 from facekeypoints.commands import detect as detect_cmd
 from facekeypoints.image_io import load_image
+from synthetic import template
 
 
 @dataclass

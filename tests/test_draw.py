@@ -2,9 +2,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from synthetic import template
 
 from facekeypoints.draw import draw_box, draw_faces, draw_points
+from synthetic import template
 
 
 @dataclass

@@ -13,7 +13,6 @@ from facekeypoints.runtime import KeypointModel
 from facekeypoints.training.checkpoint import load_checkpoint
 from facekeypoints.training.config import TrainConfig
 from facekeypoints.training.loop import train
-
 from synthetic import write_udacity
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -23,8 +22,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     data = write_udacity(root / "data", n_train=24, n_test=2)
-    run = train(TrainConfig(data=str(data), out=str(root / "runs"), epochs=1, batch_size=8, progress=False,
-                            threads=1, val_fraction=0.2))
+    run = train(
+        TrainConfig(
+            data=str(data), out=str(root / "runs"), epochs=1, batch_size=8, progress=False, threads=1, val_fraction=0.2
+        )
+    )
     return export_checkpoint(run / "best.pt", root / "model" / "tiny.onnx", metrics={"nme_mean": 1.0}), run
 
 

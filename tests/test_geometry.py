@@ -11,7 +11,6 @@ from facekeypoints.geometry import (
     keypoint_box,
     keypoints_crop_matrix,
 )
-
 from synthetic import template
 
 

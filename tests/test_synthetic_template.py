@@ -1,7 +1,7 @@
 import numpy as np
-from synthetic import template
 
 from facekeypoints.landmarks import FLIP_PERMUTATION, flip_keypoints
+from synthetic import template
 
 
 def test_template_is_mirror_symmetric():

@@ -15,7 +15,6 @@ from facekeypoints.errors import ModelError
 from facekeypoints.training.checkpoint import load_checkpoint
 from facekeypoints.training.config import TrainConfig
 from facekeypoints.training.loop import train
-
 from synthetic import write_udacity
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -27,8 +26,17 @@ def tiny_data(tmp_path_factory):
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), arch="pip-s", epochs=2, batch_size=8, progress=False,
-                threads=1, val_fraction=0.15, warmup_epochs=0.5)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        arch="pip-s",
+        epochs=2,
+        batch_size=8,
+        progress=False,
+        threads=1,
+        val_fraction=0.15,
+        warmup_epochs=0.5,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -59,9 +67,31 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path
     """SIGKILL a run mid-way; --resume ends with exactly the weights of a run never stopped."""
     reference = train(_cfg(tiny_data, tmp_path / "ref", epochs=3))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "facekeypoints", "train", "--data", str(tiny_data), "--out", str(out),
-           "--arch", "pip-s", "--epochs", "3", "--batch-size", "8", "--no-progress", "--threads", "1",
-           "--val-fraction", "0.15", "--warmup-epochs", "0.5", "--checkpoint-minutes", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "facekeypoints",
+        "train",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(out),
+        "--arch",
+        "pip-s",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--val-fraction",
+        "0.15",
+        "--warmup-epochs",
+        "0.5",
+        "--checkpoint-minutes",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = out / "1" / "last.pt"
     deadline = time.time() + 120
@@ -77,8 +107,9 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path
     proc.wait()
     killed_at = load_checkpoint(last)["step"]
     assert 0 < killed_at < 15, killed_at  # 5 steps/epoch x 3 epochs
-    res = subprocess.run(cmd[:4] + ["--resume", str(out / "1"), "--no-progress"], env=_env(),
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        cmd[:4] + ["--resume", str(out / "1"), "--no-progress"], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     a, b = load_checkpoint(reference / "last.pt"), load_checkpoint(last)
     assert b["step"] == a["step"] == 15
@@ -93,10 +124,31 @@ def test_torchrun_two_processes(tiny_data, tmp_path):
         pytest.skip("torchrun not installed beside this Python")
     out = tmp_path / "ddp"
     res = subprocess.run(
-        [str(torchrun), "--nproc_per_node=2", "--master_port=29531", "-m", "facekeypoints", "train",
-         "--data", str(tiny_data), "--out", str(out), "--epochs", "2", "--batch-size", "4", "--no-progress",
-         "--threads", "1", "--val-fraction", "0.15"],
-        env=_env(), capture_output=True, text=True, timeout=600,
+        [
+            str(torchrun),
+            "--nproc_per_node=2",
+            "--master_port=29531",
+            "-m",
+            "facekeypoints",
+            "train",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--no-progress",
+            "--threads",
+            "1",
+            "--val-fraction",
+            "0.15",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted(p.name for p in out.iterdir())
@@ -110,9 +162,27 @@ def test_torchrun_two_processes(tiny_data, tmp_path):
 def test_init_refuses_another_architecture(tiny_data, tmp_path):
     run = train(_cfg(tiny_data, tmp_path / "a", epochs=1))
     res = subprocess.run(
-        [sys.executable, "-m", "facekeypoints", "train", "--data", str(tiny_data), "--out", str(tmp_path / "b"),
-         "--arch", "pip-m", "--init", str(run / "last.pt"), "--epochs", "1", "--no-progress"],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "facekeypoints",
+            "train",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "b"),
+            "--arch",
+            "pip-m",
+            "--init",
+            str(run / "last.pt"),
+            "--epochs",
+            "1",
+            "--no-progress",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
@@ -135,7 +205,21 @@ def test_profile_writes_a_trace(tiny_data, tmp_path):
 
 
 def test_missing_dataset_is_a_one_line_error(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "facekeypoints", "train", "--data", str(tmp_path / "nope.zip"),
-                          "--out", str(tmp_path / "r")], env=_env(), capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facekeypoints",
+            "train",
+            "--data",
+            str(tmp_path / "nope.zip"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "nope.zip" in res.stderr

@@ -84,6 +84,8 @@ def export_checkpoint(
     os.close(fd)
     np.savez_compressed(tmp_npz, **state)
     os.replace(tmp_npz, out.with_suffix(".npz"))
+    if data_info is None:
+        data_info = _describe_data(ckpt.get("config", {}).get("data", ""))
     meta = {
         "schema": "facekeypoints-model/v1",
         "name": name or out.stem,
@@ -118,6 +120,19 @@ def export_checkpoint(
         if diff > 0.01:
             raise ModelError(f"{out}: ONNX output differs from torch by {diff:.4f} px")
     return out
+
+
+def _describe_data(path: str) -> dict:
+    """Name and sha256 of the training data archive, when it is a file that still exists."""
+    info: dict = {"path": path}
+    p = Path(path)
+    if path and p.is_file():
+        info["sha256"] = sha256_of(p)
+    from .data.fetch import UDACITY_SHA256
+
+    if info.get("sha256") == UDACITY_SHA256:
+        info["name"] = "Udacity facial keypoints (YouTube Faces frames), training split minus validation people"
+    return info
 
 
 def load_bundled_state(path: str | Path | None = None) -> tuple[dict, str]:

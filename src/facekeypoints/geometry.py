@@ -32,7 +32,7 @@ class CropRule:
         return {"box": "keypoints-tight", "scale": self.scale, "offset_y": self.offset_y}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CropRule":
+    def from_dict(cls, d: dict) -> CropRule:
         return cls(scale=float(d["scale"]), offset_y=float(d.get("offset_y", 0.0)))
 
 

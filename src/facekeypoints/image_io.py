@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
 
 from .errors import InputError
 
-ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+ImageLike = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
 #: Largest image accepted, in pixels (width * height).
 MAX_PIXELS = 40_000_000

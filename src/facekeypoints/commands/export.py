@@ -17,12 +17,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default=None, help="evaluation report.json to embed as the model's metrics")
     parser.add_argument("--data-sha256", default=None, help="sha256 of the training data archive, recorded as is")
     parser.add_argument("--raw", action="store_true", help="export the raw weights instead of their moving average")
+    parser.add_argument("--force", action="store_true", help="replace an existing model at --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..export import export_checkpoint
 
+    if Path(args.out).exists() and not args.force:
+        raise InputError(f"{args.out}: already exists (pass --force to replace it)")
     ckpt = Path(args.checkpoint)
     if ckpt.is_dir():
         ckpt = ckpt / "best.pt"

@@ -53,8 +53,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> No
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         if f.type in (bool, "bool"):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"(default: {default})")
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=f"(default: {default})"
+            )
         else:
             typ = {"int": int, "float": float, "str": str}.get(str(f.type), str)
             parser.add_argument(flag, dest=f.name, type=typ, default=None, help=f"(default: {default!r})")

@@ -260,8 +260,12 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
         if is_main:
             val = validate(ema.model if ema is not None else model, val_x, val_y)
             history.append(
-                {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None, "val_nme": val,
-                 "seconds": round(time.monotonic() - t0, 2)}
+                {
+                    "epoch": epoch + 1,
+                    "loss": float(np.mean(losses)) if losses else None,
+                    "val_nme": val,
+                    "seconds": round(time.monotonic() - t0, 2),
+                }
             )
             improved = val < best
             if improved:
@@ -271,8 +275,12 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
             if improved:
                 save_atomic(torch.load(run_dir / "last.pt", weights_only=False), run_dir / "best.pt")
             (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-            print(f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f} val NME {val:.3f}% "
-                  f"(best {best:.3f}%) {history[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
+            print(
+                f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f} val NME {val:.3f}% "
+                f"(best {best:.3f}%) {history[-1]['seconds']:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
         if world > 1:
             dist.barrier()
         if stopped:
