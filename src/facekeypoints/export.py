@@ -26,6 +26,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -83,6 +84,7 @@ def export_checkpoint(
     fd, tmp_npz = tempfile.mkstemp(suffix=".npz", dir=out.parent)
     os.close(fd)
     np.savez_compressed(tmp_npz, **state)
+    os.chmod(tmp_npz, 0o644)
     os.replace(tmp_npz, out.with_suffix(".npz"))
     if data_info is None:
         data_info = _describe_data(ckpt.get("config", {}).get("data", ""))
