@@ -76,3 +76,19 @@ def test_bundled_accuracy_matches_its_metadata(shared_data):
     assert len(samples) == 770
     report, _ = evaluate_dataset(fk.FaceKeypointDetector(refine=False), samples, "gt")
     assert abs(report["nme_mean"] - meta["metrics"]["nme_mean"]) <= 0.1
+
+
+def test_bundled_weights_load_into_torch_for_fine_tuning():
+    """`train --init bundled` starts from the shipped weights: they load into the registered architecture."""
+    torch = pytest.importorskip("torch")
+    from facekeypoints import models
+    from facekeypoints.training.loop import _load_init
+
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    model = models.create(meta["arch"])
+    _load_init(model, "bundled")
+    crops = np.zeros((1, model.input_size, model.input_size, 3), np.uint8) + 100
+    with torch.no_grad():
+        want = models.InferenceModel(model.eval())(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
+    got = fk.FaceKeypointDetector().model.predict(crops)
+    assert np.abs(got - want).max() < 0.05

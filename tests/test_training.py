@@ -223,3 +223,23 @@ def test_missing_dataset_is_a_one_line_error(tmp_path):
     )
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "nope.zip" in res.stderr
+
+
+def test_fine_tune_on_a_300w_pts_folder(tiny_data, tmp_path):
+    """Transfer learning: start from a checkpoint, train on a folder of .pts files beside their images."""
+    import cv2
+
+    from facekeypoints.data.pts import write_pts
+
+    from synthetic import random_face
+
+    pts_dir = tmp_path / "my_faces"
+    pts_dir.mkdir()
+    for i in range(12):
+        img, kps = random_face(500 + i, size=120)
+        cv2.imwrite(str(pts_dir / f"face_{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        write_pts(pts_dir / f"face_{i}.pts", kps)
+    base = train(_cfg(tiny_data, tmp_path / "base", epochs=1))
+    tuned = train(_cfg(pts_dir, tmp_path / "tuned", epochs=1, batch_size=4, val_fraction=0.2, init=str(base / "best.pt")))
+    ckpt = load_checkpoint(tuned / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["history"][0]["val_nme"] > 0

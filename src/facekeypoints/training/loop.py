@@ -115,6 +115,7 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
         dist.init_process_group("gloo")
     rank, world = _dist_info()
     is_main = rank == 0
+    started = time.monotonic()
 
     ckpt = None
     if cfg.resume:
@@ -265,6 +266,7 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
                     "loss": float(np.mean(losses)) if losses else None,
                     "val_nme": val,
                     "seconds": round(time.monotonic() - t0, 2),
+                    "elapsed": round(time.monotonic() - started, 1),  # wall seconds since this process started
                 }
             )
             improved = val < best
