@@ -31,7 +31,7 @@ class FakeFace:
 class FakeDetector:
     """Stands in for the ONNX pipeline: one face filling the middle half of any image."""
 
-    def __init__(self, model=None, detector="haar", refine=True):
+    def __init__(self, model=None, detector="yunet", refine=True, threads=None):
         self.model, self.detector_name, self.refine = model, detector, refine
 
     def __call__(self, image):
@@ -114,10 +114,14 @@ def test_detect_carries_on_after_a_bad_file(tmp_path, capsys, fake_pipeline):
     out_json = tmp_path / "out.json"
     assert cli.main(["detect", str(bad), str(good), "--json", str(out_json)]) == 1
     captured = capsys.readouterr()
-    assert_one_line_error(captured.err, "bad.jpg")
+    first, *summary = captured.err.strip().splitlines()
+    assert_one_line_error(first, "bad.jpg")
+    assert summary[0] == "facekeypoints: 1 of 2 inputs failed:"
+    assert len(summary) == 2 and "bad.jpg" in summary[1]
     assert "good.png: 1 face" in captured.out
     doc = json.loads(out_json.read_text())
     assert [im["path"] for im in doc["images"]] == [str(good)]
+    assert [e["path"] for e in doc["errors"]] == [str(bad)] and "text file" in doc["errors"][0]["error"]
 
 
 def test_detect_writes_json(tmp_path, capsys, fake_pipeline):
@@ -217,3 +221,165 @@ def test_save_image_rejects_unknown_suffix(tmp_path):
 
     with pytest.raises(InputError):
         detect_cmd.save_image(tmp_path / "x.txt", np.zeros((4, 4, 3), np.uint8))
+
+
+# --- detect: folders, bad files, JSON Lines / CSV, workers -----------------------------------------
+
+
+def make_folder(root: Path) -> dict[str, Path]:
+    """Good pictures (one in a sub-folder) and the bad files of the issue, all made here."""
+    (root / "sub").mkdir(parents=True)
+    files = {
+        "a": write_photo(root / "a.png", 120, 100),
+        "b": write_photo(root / "sub" / "b.jpg", 64, 80),
+        "empty": root / "empty.jpg",
+        "text": root / "notes.jpg",
+        "truncated": root / "cut.png",
+    }
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("not a picture\n")
+    files["truncated"].write_bytes(write_photo(root / "full.png").read_bytes()[:200])
+    (root / "full.png").unlink()
+    (root / "readme.txt").write_text("skipped: not an image suffix\n")
+    (root / ".hidden.png").write_bytes(b"skipped: hidden")
+    return files
+
+
+def test_expand_inputs(tmp_path):
+    files = make_folder(tmp_path / "in")
+    (tmp_path / "none").mkdir()
+    found, problems = detect_cmd.expand_inputs([str(tmp_path / "in"), str(tmp_path / "none"), "missing.png"])
+    order = ("a", "truncated", "empty", "text", "b")  # sorted, the sub-folder's after the files beside it
+    assert found == [str(files[k]) for k in order] + ["missing.png"]
+    assert len(problems) == 1 and "none" in problems[0] and "no images" in problems[0]
+
+
+def test_detect_folder_with_bad_files_jsonl_and_csv(tmp_path, capsys, fake_pipeline):
+    files = make_folder(tmp_path / "in")
+    jsonl, table = tmp_path / "out" / "r.jsonl", tmp_path / "out" / "r.csv"
+    rc = cli.main(["detect", str(tmp_path / "in"), "--jsonl", str(jsonl), "--csv", str(table)])
+    assert rc == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    # one line per bad file as it happens, then the summary naming them again
+    assert [line for line in err if line.startswith("facekeypoints: error: ")] == err[:3]
+    for line, key in zip(err[:3], ["truncated", "empty", "text"]):
+        assert_one_line_error(line, files[key].name)
+    assert err[3] == "facekeypoints: 3 of 5 inputs failed:" and len(err) == 7
+    assert "a.png: 1 face" in captured.out and "b.jpg: 1 face" in captured.out
+
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["path"] for r in records] == [str(files[k]) for k in ("a", "truncated", "empty", "text", "b")]
+    assert all(r["schema"] == "facekeypoints/v1" for r in records)
+    assert ["error" in r for r in records] == [False, True, True, True, False]
+    good = records[0]
+    assert (good["width"], good["height"]) == (120, 100) and len(good["faces"]) == 1
+    assert np.asarray(good["faces"][0]["keypoints"]).shape == (68, 2)
+
+    import csv
+
+    rows = list(csv.DictReader(table.open(newline="")))
+    assert list(rows[0].keys()) == list(detect_cmd.CSV_COLUMNS)
+    assert [r["path"] for r in rows] == [r["path"] for r in records]
+    assert [bool(r["error"]) for r in rows] == [False, True, True, True, False]
+    row = rows[0]
+    assert row["face"] == "0" and float(row["score"]) == 0.75
+    np.testing.assert_allclose([float(row["box_x0"]), float(row["box_y1"])], good["faces"][0]["box"][::3])
+    np.testing.assert_allclose([float(row["x67"]), float(row["y67"])], good["faces"][0]["keypoints"][67])
+    assert not list(jsonl.parent.glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_detect_format_to_stdout(tmp_path, capsys, fake_pipeline):
+    photo = write_photo(tmp_path / "p.png")
+    assert cli.main(["detect", str(photo), "--format", "jsonl"]) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.out.strip().splitlines()
+    assert json.loads(line)["path"] == str(photo) and "p.png: 1 face" in captured.err
+    assert cli.main(["detect", str(photo), "--format", "csv"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("path,width,height,face,score,box_x0") and len(out) == 2
+    # two outputs cannot share stdout; --format json with --json FILE is contradictory
+    assert cli.main(["detect", str(photo), "--format", "csv", "--jsonl", "-"]) == 2
+    assert cli.main(["detect", str(photo), "--format", "json", "--json", str(tmp_path / "x.json")]) == 2
+    capsys.readouterr()
+
+
+def test_detect_image_without_faces_in_csv():
+    rows = detect_cmd.csv_rows({"path": "x.png", "width": 4, "height": 3, "faces": []})
+    assert rows == [["x.png", 4, 3] + [""] * (len(detect_cmd.CSV_COLUMNS) - 3)]
+
+
+def test_detect_empty_folder_and_unknown_detector(tmp_path, capsys, fake_pipeline):
+    (tmp_path / "nothing").mkdir()
+    assert cli.main(["detect", str(tmp_path / "nothing")]) == 1
+    assert_one_line_error(capsys.readouterr().err, "no images")
+    photo = write_photo(tmp_path / "p.png")
+    assert cli.main(["detect", str(photo), "--detector", "nope"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "yunet")
+
+
+def test_detect_progress_bar(tmp_path, capsys, fake_pipeline):
+    photos = [str(write_photo(tmp_path / f"{i}.png")) for i in range(3)]
+    assert cli.main(["detect", *photos, "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "detect:" in captured.err and "/3 [" in captured.err
+    assert all(f"{i}.png: 1 face" in captured.out for i in range(3))
+
+
+def _face_summary(records):
+    return [(r["path"], r.get("error", "")[:30], len(r.get("faces", []))) for r in records]
+
+
+def test_detect_workers_give_the_same_results(tmp_path, capsys):
+    """The real pipeline (bundled model, default detector) in one process and in two workers."""
+    from matplotlib import cbook
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    grace = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    for i, scale in enumerate([1.0, 0.5, 0.75]):
+        small = cv2.resize(grace, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / f"grace{i}.jpg"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    write_photo(folder / "noise.png", 160, 120)
+    (folder / "bad.jpg").write_text("nope")
+    outs = {}
+    for n in (1, 2):
+        out = tmp_path / f"w{n}.jsonl"
+        assert cli.main(["detect", str(folder), "--workers", str(n), "--jsonl", str(out)]) == 1
+        outs[n] = [json.loads(line) for line in out.read_text().splitlines()]
+    capsys.readouterr()
+    assert _face_summary(outs[1]) == _face_summary(outs[2])
+    assert [n for _, _, n in _face_summary(outs[1])] == [0, 1, 1, 1, 0]
+    for a, b in zip(outs[1], outs[2]):
+        for fa, fb in zip(a.get("faces", []), b.get("faces", [])):
+            np.testing.assert_allclose(fa["box"], fb["box"], atol=0.02)
+            np.testing.assert_allclose(fa["keypoints"], fb["keypoints"], atol=0.05)
+
+
+def test_detect_reads_unusual_images_and_refuses_huge_ones(tmp_path, capsys, fake_pipeline):
+    """16-bit PNG, CMYK JPEG and EXIF-rotated JPEG are read (rotated as viewers show it); > 40 MP is refused."""
+    from test_image_io import marked_rgb, png_header_only, with_exif
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    deep = marked_rgb(100, 120).astype(np.uint16) * 257
+    assert cv2.imwrite(str(folder / "deep.png"), deep)
+    ok, jpg = cv2.imencode(".jpg", marked_rgb(100, 120))
+    (folder / "rotated.jpg").write_bytes(with_exif(jpg.tobytes(), 6))
+    (folder / "huge.png").write_bytes(png_header_only(10000, 5000))
+    expected = {"deep.png": (120, 100), "rotated.jpg": (100, 120)}
+    try:
+        from PIL import Image
+
+        Image.fromarray(marked_rgb(100, 120)).convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
+        expected["cmyk.jpg"] = (120, 100)
+    except ImportError:
+        pass
+    out = tmp_path / "r.jsonl"
+    assert cli.main(["detect", str(folder), "--jsonl", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert_one_line_error(err[0], "huge.png")
+    assert "10000x5000" in err[0] and "megapixel" in err[0]
+    records = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert "error" in records.pop("huge.png")
+    assert {name: (r["width"], r["height"]) for name, r in records.items()} == expected

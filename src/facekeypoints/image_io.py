@@ -1,8 +1,29 @@
-"""Load, decode and validate images. Everything returned is RGB uint8 H x W x 3."""
+"""Load, decode and validate images. Everything returned is RGB uint8 H x W x 3.
+
+Encoded images (paths, bytes) are checked before they are decoded: the PNG and JPEG
+headers are read by a small parser of our own (PNG ``IHDR`` and chunk checksums, JPEG
+``SOFn`` and the end-of-image marker), so an image over :data:`MAX_PIXELS` is refused
+without decoding it, and a truncated or damaged file gets a one-line
+:class:`~facekeypoints.errors.InputError` naming it, not a decoder's message.
+
+Decoding is OpenCV's ``IMREAD_COLOR``, which (checked by the tests):
+
+- applies the EXIF orientation, so rotated JPEGs come out the way viewers show them
+  (``IMREAD_UNCHANGED`` would ignore it);
+- converts CMYK and YCCK JPEGs, gray and palette images to 3 channels;
+- reduces 16-bit images to 8 bits;
+- drops an alpha channel, keeping the colour channels as stored (the same pixels as
+  reading them unchanged and taking the first three channels).
+
+OpenCV hands out BGR; it is converted to RGB here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,6 +35,166 @@ ImageLike = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
 #: Largest image accepted, in pixels (width * height).
 MAX_PIXELS = 40_000_000
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SOI = b"\xff\xd8"
+
+#: JPEG start-of-frame markers (they carry the image size): C0-CF but DHT (C4), JPG (C8), DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+#: JPEG markers that stand alone, without a length: TEM, RST0-7 (SOI/EOI are handled apart).
+_JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an encoded image's header says: ``format`` ("png", "jpeg", ...) and its size in pixels.
+
+    ``width`` and ``height`` are None when the format's header is not parsed here.
+    For a JPEG they are the stored size, before any EXIF rotation.
+    """
+
+    format: str
+    width: int | None = None
+    height: int | None = None
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from the first bytes ("png", "jpeg", "gif", "bmp", "webp", "tiff"), or None."""
+    head = bytes(data[:12])
+    if head.startswith(PNG_SIGNATURE):
+        return "png"
+    if head.startswith(JPEG_SOI):
+        return "jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = bytes(data[:512])
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        # a multi-byte character cut at the end of the sample is still text
+        try:
+            text = head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return all(c.isprintable() or c in "\t\r\n\f" for c in text)
+
+
+def _check_pixels(width: int, height: int, name: str) -> None:
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"{name}: image is {width}x{height} ({width * height / 1e6:.1f} megapixels), "
+            f"over the {MAX_PIXELS // 1_000_000} megapixel limit"
+        )
+
+
+def _png_header(data: bytes, name: str) -> ImageHeader:
+    """Size from ``IHDR``; then every chunk's length and CRC, up to ``IEND``."""
+    if len(data) < 8 + 8 + 13 + 4:
+        raise InputError(f"{name}: truncated PNG file ({len(data)} bytes, the header is incomplete)")
+    length, ctype = struct.unpack(">I4s", data[8:16])
+    if ctype != b"IHDR" or length != 13:
+        raise InputError(f"{name}: corrupt PNG file (no IHDR header chunk)")
+    width, height = struct.unpack(">II", data[16:24])
+    if width == 0 or height == 0:
+        raise InputError(f"{name}: corrupt PNG file (size {width}x{height})")
+    _check_pixels(width, height, name)
+    pos, n = 8, len(data)
+    seen_idat = False
+    while True:
+        if pos + 8 > n:
+            raise InputError(f"{name}: truncated PNG file (ends before its IEND chunk)")
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 8 + length + 4
+        if end > n:
+            label = ctype.decode("latin-1") if ctype.isalpha() else "a"
+            raise InputError(f"{name}: truncated PNG file (ends inside {label} chunk)")
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(data[pos + 4 : end - 4]) != crc:
+            label = ctype.decode("latin-1") if ctype.isalpha() else "?"
+            raise InputError(f"{name}: corrupt PNG file (bad checksum in its {label} chunk)")
+        seen_idat |= ctype == b"IDAT"
+        pos = end
+        if ctype == b"IEND":
+            break
+    if not seen_idat:
+        raise InputError(f"{name}: corrupt PNG file (no image data)")
+    return ImageHeader("png", int(width), int(height))
+
+
+def _jpeg_header(data: bytes, name: str) -> ImageHeader:
+    """Size from the ``SOFn`` segment; segment lengths up to the first scan, then the end-of-image marker."""
+    pos, n = 2, len(data)
+    size: tuple[int, int] | None = None
+    while True:
+        if pos >= n:
+            raise InputError(f"{name}: truncated JPEG file (ends before the image data)")
+        if data[pos] != 0xFF:
+            raise InputError(f"{name}: corrupt JPEG file (no segment marker at byte {pos})")
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            raise InputError(f"{name}: truncated JPEG file (ends before the image data)")
+        marker = data[pos]
+        pos += 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker in (0xD8, 0xD9, 0x00):
+            raise InputError(f"{name}: corrupt JPEG file (unexpected marker 0x{marker:02X} before the image data)")
+        if pos + 2 > n:
+            raise InputError(f"{name}: truncated JPEG file (ends inside a segment header)")
+        (length,) = struct.unpack(">H", data[pos : pos + 2])
+        if length < 2:
+            raise InputError(f"{name}: corrupt JPEG file (segment 0x{marker:02X} has length {length})")
+        if pos + length > n:
+            raise InputError(f"{name}: truncated JPEG file (ends inside segment 0x{marker:02X})")
+        if marker in _JPEG_SOF:
+            if length < 8:
+                raise InputError(f"{name}: corrupt JPEG file (short frame header)")
+            height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
+            if width == 0:
+                raise InputError(f"{name}: corrupt JPEG file (width 0)")
+            size = (int(width), int(height))  # height 0: defined later by a DNL segment
+            if height:
+                _check_pixels(width, height, name)
+        pos += length
+        if marker == 0xDA:  # start of scan: compressed data follows
+            break
+    if size is None:
+        raise InputError(f"{name}: corrupt JPEG file (no frame header before the image data)")
+    # In compressed data 0xFF is always followed by 0x00 or a restart marker, so the first
+    # FF D9 after the first scan is the end of the image (data after it is allowed).
+    if data.find(b"\xff\xd9", pos) < 0:
+        raise InputError(f"{name}: truncated JPEG file (no end-of-image marker)")
+    return ImageHeader("jpeg", size[0], size[1] or None)
+
+
+def read_header(data: bytes, name: str = "image") -> ImageHeader:
+    """Check an encoded image's structure and size without decoding it.
+
+    PNG and JPEG are parsed (size, truncation, checksums); other formats are only
+    recognised by their first bytes (``format`` "unknown": left to the decoder).
+    Raises :class:`InputError` (one line, naming ``name``) for an empty file and a
+    truncated, corrupt or oversized PNG or JPEG.
+    """
+    data = bytes(data) if not isinstance(data, bytes) else data
+    if len(data) == 0:
+        raise InputError(f"{name}: empty file (0 bytes)")
+    fmt = sniff_format(data)
+    if fmt == "png":
+        return _png_header(data, name)
+    if fmt == "jpeg":
+        return _jpeg_header(data, name)
+    return ImageHeader(fmt or "unknown")
 
 
 def _to_rgb_uint8(img: np.ndarray, name: str) -> np.ndarray:
@@ -35,16 +216,27 @@ def _to_rgb_uint8(img: np.ndarray, name: str) -> np.ndarray:
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode encoded image bytes (PNG, JPEG, ...) to RGB uint8, EXIF orientation applied."""
-    if len(data) == 0:
-        raise InputError(f"{name}: empty file (0 bytes)")
+    """Decode encoded image bytes (PNG, JPEG, ...) to RGB uint8, EXIF orientation applied.
+
+    The header is checked first (:func:`read_header`): empty files and truncated,
+    corrupt or oversized PNGs and JPEGs raise :class:`InputError` before any decoding;
+    what the decoder cannot read (a text file, say) raises it after.
+    """
+    data = bytes(data) if not isinstance(data, bytes) else data
+    header = read_header(data, name)
     buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. OpenCV's own pixel limit
+        reason = str(exc).strip().splitlines()[-1][:120]
+        raise InputError(f"{name}: cannot decode this {header.format.upper()} image ({reason})") from None
     if img is None:
-        raise InputError(f"{name}: not a readable image")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    elif img.ndim == 3 and img.shape[2] == 3:
+        if header.format == "unknown":
+            if _looks_like_text(data):
+                raise InputError(f"{name}: is a text file, not an image")
+            raise InputError(f"{name}: not a recognised image file (PNG, JPEG, BMP, WebP, TIFF, ...)")
+        raise InputError(f"{name}: cannot decode this {header.format.upper()} image (corrupt or unsupported)")
+    if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return check_image(_to_rgb_uint8(img, name), name)
 
@@ -53,10 +245,7 @@ def check_image(img: np.ndarray, name: str = "image") -> np.ndarray:
     """Validate an RGB uint8 array's size; returns it unchanged."""
     if img.size == 0 or img.shape[0] == 0 or img.shape[1] == 0:
         raise InputError(f"{name}: empty image")
-    if img.shape[0] * img.shape[1] > MAX_PIXELS:
-        raise InputError(
-            f"{name}: image is {img.shape[1]}x{img.shape[0]}, over the {MAX_PIXELS // 1_000_000} megapixel limit"
-        )
+    _check_pixels(img.shape[1], img.shape[0], name)
     return img
 
 
@@ -64,8 +253,9 @@ def load_image(source: ImageLike) -> np.ndarray:
     """Load an image from a path, encoded bytes or an array.
 
     Returns RGB uint8 (H, W, 3). Arrays are taken as RGB (or RGBA / gray) and
-    converted; paths and bytes are decoded. Raises :class:`InputError` with a
-    one-line message for a missing, empty, unreadable or oversized image.
+    converted; paths and bytes are decoded (:func:`decode_image`). Raises
+    :class:`InputError` with a one-line message for a missing, empty, unreadable,
+    truncated, corrupt or oversized image.
     """
     if isinstance(source, np.ndarray):
         return check_image(np.ascontiguousarray(_to_rgb_uint8(source, "array")), "array")

@@ -16,17 +16,24 @@ import numpy as np
 from .detectors import FaceDetector, create_detector
 from .geometry import apply_affine, box_crop_matrix, invert_affine, keypoints_crop_matrix, warp
 from .image_io import ImageLike, load_image
+from .pose import head_pose
 from .runtime import KeypointModel
 
 
 @dataclass
 class Face:
-    """One face: ``box`` (x0, y0, x1, y1) and ``keypoints`` (68, 2) in image pixels, x then y."""
+    """One face: ``box`` (x0, y0, x1, y1) and ``keypoints`` (68, 2) in image pixels, x then y.
+
+    ``pose``: (yaw, pitch, roll) in degrees (signs in :mod:`facekeypoints.pose`), or None.
+    ``track_id``: the face's id across video frames (:mod:`facekeypoints.video`), else None.
+    """
 
     box: np.ndarray
     score: float
     keypoints: np.ndarray
     extra: dict[str, Any] = field(default_factory=dict)
+    pose: tuple[float, float, float] | None = None
+    track_id: int | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict: box, score, keypoints (68 [x, y] pairs, pixels), plus any extra fields."""
@@ -35,6 +42,10 @@ class Face:
             "score": round(float(self.score), 4),
             "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints],
         }
+        if self.pose is not None:
+            d["pose"] = {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), self.pose)}
+        if self.track_id is not None:
+            d["track_id"] = int(self.track_id)
         d.update(self.extra)
         return d
 
@@ -53,7 +64,7 @@ class FaceKeypointDetector:
     def __init__(
         self,
         model: str | Path | KeypointModel | None = None,
-        detector: str | FaceDetector = "haar",
+        detector: str | FaceDetector = "yunet",
         refine: bool = True,
         threads: int | None = None,
     ):
@@ -86,7 +97,10 @@ class FaceKeypointDetector:
         if len(boxes) == 0:
             return []
         kps = self.keypoints(rgb, self.detector.to_keypoint_box(boxes))
-        return [Face(np.asarray(b, np.float32), float(s), k) for b, s, k in zip(boxes, scores, kps)]
+        size = (rgb.shape[1], rgb.shape[0])
+        return [
+            Face(np.asarray(b, np.float32), float(s), k, pose=head_pose(k, size)) for b, s, k in zip(boxes, scores, kps)
+        ]
 
     def _predict(self, rgb: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
         size = self.model.input_size

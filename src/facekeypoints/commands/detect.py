@@ -1,35 +1,84 @@
-"""``facekeypoints detect PHOTO...``: faces and 68 landmarks per photo, as pictures and/or JSON."""
+"""``facekeypoints detect PATH...``: faces and 68 landmarks per photo, as pictures, JSON, JSON Lines or CSV.
+
+Inputs are image files and folders (searched recursively for :data:`IMAGE_SUFFIXES`).
+Results keep the order of the inputs, also with ``--workers N`` (a pool of processes,
+each with its own detector). A bad file is reported on stderr when its turn comes, the
+batch carries on, a summary lists every failure at the end, and the exit status is 1.
+The records follow the versioned schema :data:`SCHEMA` (``docs/json_schema.md``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
-HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON)"
+HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
-#: Version of the JSON document written by ``detect`` (and the video writer and web API).
+#: Version of the records written by ``detect`` (and the video writer and web API).
 SCHEMA = "facekeypoints/v1"
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
+FORMATS = ("json", "jsonl", "csv")
+
+#: CSV columns: one row per face (an image without faces, or one that failed, gets one row
+#: with ``face`` empty); keypoints are x0, y0, ..., x67, y67 in image pixels.
+CSV_COLUMNS = (
+    ["path", "width", "height", "face", "score", "box_x0", "box_y0", "box_x1", "box_y1"]
+    + ["yaw", "pitch", "roll", "track_id"]
+    + [f"{c}{i}" for i in range(68) for c in "xy"]
+    + ["error"]
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
+    from ..detectors import DEFAULT_DETECTOR, available_detectors
+
+    parser.add_argument(
+        "photos", nargs="+", metavar="PATH", help="image files (JPEG, PNG, ...) and folders (searched recursively)"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default=None, help="write the results to stdout in this format (log to stderr)"
+    )
     parser.add_argument("--json", metavar="FILE", help="write all results as one JSON document ('-': stdout)")
+    parser.add_argument("--jsonl", metavar="FILE", help="write one JSON record per image, a line each ('-': stdout)")
+    parser.add_argument("--csv", metavar="FILE", help="write one CSV row per face ('-': stdout)")
     parser.add_argument(
         "--out",
         metavar="PATH",
         help="annotated picture: a file (.png, .jpg) for one photo, else a folder getting <stem>_keypoints.png",
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
-    parser.add_argument("--detector", default="haar", help="face detector name (default: haar)")
+    parser.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help=f"face detector: {', '.join(available_detectors())} (default: {DEFAULT_DETECTOR})",
+    )
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes working in parallel, each with its own detector (0: one per CPU; default: 1)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only when stderr is a terminal)",
+    )
 
 
 # --- output helpers (shared by the other verbs that write pictures) -----------------------------
@@ -99,6 +148,37 @@ def _plural(n: int) -> str:
     return f"{n} face" if n == 1 else f"{n} faces"
 
 
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def expand_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Files to process, and one-line errors for folders holding no image.
+
+    A folder is searched recursively for :data:`IMAGE_SUFFIXES` (any case), in sorted
+    order, skipping hidden files and folders; a file is taken whatever its name (and
+    a missing one fails when its turn comes, like any unreadable file).
+    """
+    files: list[str] = []
+    problems: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_dir():
+            files.append(p)
+            continue
+        found = []
+        for root, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(
+                os.path.join(root, n)
+                for n in sorted(names)
+                if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES
+            )
+        if not found:
+            problems.append(f"{p}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files.extend(found)
+    return files, problems
+
+
 def _picture_paths(photos: list[str], out: str | None) -> list[Path | None]:
     """Where each photo's annotated picture goes (None: nowhere)."""
     from ..errors import InputError
@@ -124,60 +204,307 @@ def _picture_paths(photos: list[str], out: str | None) -> list[Path | None]:
     return paths
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..draw import draw_faces
-    from ..errors import FaceKeypointsError, InputError
-    from ..image_io import load_image
+# --- the work, in this process or in a pool's -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Config:
+    model: str | None
+    detector: str
+    refine: bool
+    threads: int | None
+
+
+_DETECTOR: Any = None
+
+
+def _init_worker(config: _Config, in_pool: bool = False) -> None:
+    """Build this process's detector (in a pool's worker, or once in the main process)."""
+    global _DETECTOR
+    if in_pool:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+        if config.threads:
+            # before the face detector's OpenMP runtime starts: N workers must not each use every core
+            os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
     from ..pipeline import FaceKeypointDetector
 
-    to_stdout = args.json == "-"
-    log = sys.stderr if to_stdout else sys.stdout
-    inputs = [Path(p) for p in args.photos]
-    pictures = _picture_paths(args.photos, args.out)
-    json_path = Path(args.json) if args.json and not to_stdout else None
-    if json_path is not None:
-        if json_path.suffix.lower() in IMAGE_SUFFIXES or any(_same_file(json_path, p) for p in inputs):
-            raise InputError(f"--json {args.json}: refusing to overwrite an input or a picture; name a .json file")
-        if json_path.is_dir():
-            raise InputError(f"--json {args.json}: is a folder; name a .json file")
+    kwargs: dict[str, Any] = {"model": config.model, "detector": config.detector, "refine": config.refine}
+    if config.threads:
+        kwargs["threads"] = config.threads
+    _DETECTOR = FaceKeypointDetector(**kwargs)
 
-    detector = FaceKeypointDetector(model=args.model, detector=args.detector, refine=not args.no_refine)
 
-    results = []
-    failed = 0
-    for photo, picture in zip(args.photos, pictures):
-        try:
-            rgb = load_image(photo)
-            faces = detector(rgb)
-            if picture is not None:
-                if any(_same_file(picture, p) for p in inputs):
-                    raise InputError(f"{picture}: is an input photo; refusing to overwrite it")
-                save_image(picture, draw_faces(rgb, faces))
-        except FaceKeypointsError as exc:
-            msg = str(exc)
-            if photo not in msg and str(Path(photo)) not in msg:
-                msg = f"{photo}: {msg}"
-            print(f"facekeypoints: error: {msg}", file=sys.stderr)
-            failed += 1
-            continue
-        h, w = rgb.shape[:2]
-        line = f"{photo}: {_plural(len(faces))}"
+def _process(job: tuple[str, str | None]) -> dict:
+    """One photo -> its record: ``path, width, height, faces`` or ``path, error`` (a one-line message)."""
+    from ..errors import FaceKeypointsError
+    from ..image_io import load_image
+
+    photo, picture = job
+    try:
+        rgb = load_image(photo)
+        faces = _DETECTOR(rgb)
         if picture is not None:
-            line += f" -> {picture}"
-        print(line, file=log, flush=True)
-        results.append({"path": str(photo), "width": int(w), "height": int(h), "faces": [f.to_dict() for f in faces]})
+            from ..draw import draw_faces
 
-    if args.json:
-        doc = {"schema": SCHEMA, "model": detector.model_info(), "images": results}
-        text = json.dumps(doc, default=_json_default) + "\n"
-        if to_stdout:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            save_image(picture, draw_faces(rgb, faces))
+    except FaceKeypointsError as exc:
+        return {"path": photo, "error": _name_file(str(exc), photo)}
+    except Exception as exc:  # noqa: BLE001 - one odd file must not end a batch; the message says what it was
+        reason = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
+        return {"path": photo, "error": _name_file(f"unexpected {type(exc).__name__}: {reason}", photo)}
+    h, w = rgb.shape[:2]
+    return {"path": photo, "width": int(w), "height": int(h), "faces": [f.to_dict() for f in faces]}
+
+
+def _name_file(msg: str, photo: str) -> str:
+    if photo not in msg and str(Path(photo)) not in msg:
+        msg = f"{photo}: {msg}"
+    return " ".join(msg.split())  # one line, whatever the exception said
+
+
+def _results(jobs: list[tuple[str, str | None]], config: _Config, workers: int) -> Iterator[dict]:
+    """Records in the order of ``jobs``; the first thing yielded is the detector's model info.
+
+    The detector is built here first (so a bad model fails at once, with its own message),
+    then, with ``workers`` > 1, once more in each worker process.
+    """
+    _init_worker(_Config(config.model, config.detector, config.refine, None))
+    yield _DETECTOR.model_info()
+    if workers <= 1:
+        for job in jobs:
+            yield _process(job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ..errors import FaceKeypointsError
+
+    # spawn: neither ONNX Runtime's nor OpenMP's thread pools survive a fork
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(config, True))
+    try:
+        futures = [pool.submit(_process, job) for job in jobs]
+        for fut in futures:
+            yield fut.result()
+    except BrokenProcessPool:
+        raise FaceKeypointsError("a worker process died (out of memory?); try fewer --workers") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- writers -------------------------------------------------------------------------------------
+
+
+class _Sink:
+    """A text output: stdout, or a file written through a temporary file and renamed when complete."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.path: Path | None = None if target == "-" else Path(target)
+        self.tmp: str | None = None
+        if self.path is None:
+            self.stream: TextIO = sys.stdout
+            return
+        from ..errors import InputError
+
+        try:
+            if self.path.parent != Path(""):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        self.stream = open(fd, "w", encoding="utf-8", newline="")
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        if self.path is None:
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.path is None:
+            self.stream.flush()
+            return
+        from ..errors import InputError
+
+        try:
+            self.stream.close()
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise InputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+
+    def abort(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.stream.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def csv_rows(record: dict) -> list[list]:
+    """The CSV rows (lists in :data:`CSV_COLUMNS` order) of one image record."""
+    head = [record["path"], record.get("width", ""), record.get("height", "")]
+    if "error" in record:
+        return [head + [""] * (len(CSV_COLUMNS) - 4) + [record["error"]]]
+    faces = record["faces"]
+    if not faces:
+        return [head + [""] * (len(CSV_COLUMNS) - 3)]
+    rows = []
+    for i, face in enumerate(faces):
+        pose = face.get("pose") or {}
+        row = head + [i, face["score"], *face["box"]]
+        row += [pose.get("yaw", ""), pose.get("pitch", ""), pose.get("roll", ""), face.get("track_id", "")]
+        row += [v for xy in face["keypoints"] for v in xy]
+        rows.append(row + [""])
+    return rows
+
+
+def _csv_text(rows: list[list]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def _check_output(option: str, target: str, inputs: list[Path]) -> None:
+    from ..errors import InputError
+
+    path = Path(target)
+    if path.suffix.lower() in IMAGE_SUFFIXES or any(_same_file(path, p) for p in inputs):
+        raise InputError(f"{option} {target}: refusing to overwrite an input or a picture; name a .{option[2:]} file")
+    if path.is_dir():
+        raise InputError(f"{option} {target}: is a folder; name a .{option[2:]} file")
+
+
+def _progress_bar(total: int, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="image", desc="detect", leave=False, dynamic_ncols=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+
+    targets = {fmt: getattr(args, fmt) for fmt in FORMATS if getattr(args, fmt)}
+    if args.format:
+        if targets.get(args.format, "-") != "-":
+            raise InputError(f"--format {args.format} writes to stdout, but --{args.format} names a file")
+        targets[args.format] = "-"
+    if sum(t == "-" for t in targets.values()) > 1:
+        raise InputError("only one output can go to stdout ('-')")
+    from ..detectors import available_detectors
+
+    if args.detector not in available_detectors():
+        raise InputError(f"unknown face detector {args.detector!r}; valid names: {', '.join(available_detectors())}")
+    if args.workers < 0:
+        raise InputError(f"--workers must be 0 (one per CPU) or more, got {args.workers}")
+    workers = args.workers or os.cpu_count() or 1
+
+    files, problems = expand_inputs(args.photos)
+    inputs = [Path(p) for p in files]
+    pictures = _picture_paths(files, args.out)
+    for option, target in targets.items():
+        if target != "-":
+            _check_output(f"--{option}", target, inputs)
+    to_stdout = "-" in targets.values()
+    log = sys.stderr if to_stdout else sys.stdout
+
+    failures: list[str] = []
+
+    def report(msg: str, bar) -> None:
+        failures.append(msg)
+        line = f"facekeypoints: error: {msg}"
+        if bar is not None:
+            bar.write(line, file=sys.stderr)
         else:
-            try:
-                if json_path.parent != Path(""):
-                    json_path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(json_path, text.encode("utf-8"))
-            except OSError as exc:
-                raise InputError(f"{json_path}: cannot write ({exc.strerror or exc})") from None
-    return 1 if failed else 0
+            print(line, file=sys.stderr, flush=True)
+
+    for msg in problems:
+        report(msg, None)
+
+    jobs: list[tuple[str, str | None]] = []
+    pre_failed: dict[int, str] = {}
+    for i, (photo, picture) in enumerate(zip(files, pictures)):
+        if picture is not None and any(_same_file(picture, p) for p in inputs):
+            pre_failed[i] = f"{picture}: is an input photo; refusing to overwrite it"
+        jobs.append((photo, None if picture is None or i in pre_failed else str(picture)))
+
+    workers = max(1, min(workers, len(jobs)))
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    config = _Config(args.model, args.detector, not args.no_refine, threads)
+    sinks: dict[str, _Sink] = {}
+    images: list[dict] = []
+    errors: list[dict] = []
+    bar = None
+    stream = None
+    try:
+        for fmt, target in targets.items():
+            sinks[fmt] = _Sink(target)
+        stream = _results([j for i, j in enumerate(jobs) if i not in pre_failed], config, workers)
+        model_info = next(stream)
+        if "csv" in sinks:
+            sinks["csv"].write(_csv_text([CSV_COLUMNS]))
+        bar = _progress_bar(len(jobs), args.progress)
+        for i, (photo, picture) in enumerate(jobs):
+            record = {"path": photo, "error": pre_failed[i]} if i in pre_failed else next(stream)
+            if "error" in record:
+                report(record["error"], bar)
+                errors.append(record)
+            else:
+                line = f"{photo}: {_plural(len(record['faces']))}"
+                if picture is not None:
+                    line += f" -> {picture}"
+                if bar is not None:
+                    bar.write(line, file=log)
+                else:
+                    print(line, file=log, flush=True)
+                images.append(record)
+            if "jsonl" in sinks:
+                sinks["jsonl"].write(
+                    json.dumps({"schema": SCHEMA, **record}, default=_json_default, separators=(",", ":")) + "\n"
+                )
+            if "csv" in sinks:
+                sinks["csv"].write(_csv_text(csv_rows(record)))
+            if bar is not None:
+                bar.update(1)
+        stream.close()  # the worker pool, if any, is shut down here
+        if bar is not None:
+            bar.close()
+            bar = None
+        if "json" in sinks:
+            doc = {"schema": SCHEMA, "model": model_info, "images": images, "errors": errors}
+            sinks["json"].write(json.dumps(doc, default=_json_default) + "\n")
+        for sink in sinks.values():
+            sink.close()
+    except BaseException:
+        if stream is not None:
+            stream.close()  # stops the worker pool
+        if bar is not None:
+            bar.close()
+        for sink in sinks.values():
+            sink.abort()
+        raise
+
+    if failures and len(files) + len(problems) > 1:
+        print(f"facekeypoints: {len(failures)} of {len(files) + len(problems)} inputs failed:", file=sys.stderr)
+        for msg in failures:
+            print(f"  {msg}", file=sys.stderr)
+    return 1 if failures else 0
