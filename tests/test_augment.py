@@ -29,10 +29,15 @@ def test_warped_keypoints_land_on_the_warped_dots(seed):
     size = 128
     m, flip = random_crop_matrix(kps, CropRule(), size, cfg, rng)
     _, warped = warp_sample(_dot_image(kps[0]), kps, m, size, flip)
-    for i in range(0, 68, 3):
+    checked = 0
+    for i in range(0, 68, 2):
+        if not ((warped[i] > 6) & (warped[i] < size - 7)).all():
+            continue  # the dot would be cut by the crop's border, biasing its centroid
         src = FLIP_PERMUTATION[i] if flip else i  # after a flip, point i is the mirror of the original i
         crop, _ = warp_sample(_dot_image(kps[src]), kps, m, size, flip)
-        assert np.linalg.norm(_centroid(crop) - warped[i]) < 0.6
+        assert np.linalg.norm(_centroid(crop) - warped[i]) < 0.75
+        checked += 1
+    assert checked >= 25
 
 
 def test_flip_keeps_subject_sides():
@@ -53,3 +58,16 @@ def test_augment_is_reproducible_and_in_range():
     assert a[0].shape == (96, 96, 3) and a[0].dtype == np.uint8
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert (a[1] > -10).all() and (a[1] < 106).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_unjittered_crops_keep_the_crop_rule_at_any_angle(seed):
+    """Without jitter, the points' tight box in the (rotated) crop is the rule's box: centred, side S / scale."""
+    kps = (template() * 150 + 45).astype(np.float32)
+    cfg = AugmentConfig(rotate_deg=40, jitter_prob=0.0, fine_scale=0.0, fine_shift=0.0, flip_prob=0.5)
+    rule = CropRule(scale=1.25)
+    m, flip = random_crop_matrix(kps, rule, 96, cfg, np.random.default_rng(seed))
+    _, inside = warp_sample(np.zeros((240, 240, 3), np.uint8), kps, m, 96, flip)
+    lo, hi = inside.min(0), inside.max(0)
+    assert np.allclose((lo + hi) / 2, 47.5, atol=1e-3)
+    assert np.isclose((hi - lo).max(), 96 / 1.25, atol=1e-3)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .geometry import CropRule, apply_affine, crop_matrix, keypoint_box
+from .geometry import CropRule, apply_affine, crop_matrix
 from .landmarks import FLIP_PERMUTATION
 
 
@@ -23,6 +23,9 @@ class AugmentConfig:
     rotate_deg: float = 25.0  #: max |rotation| in degrees
     scale: float = 0.12  #: crop side multiplied by exp(U(-scale, scale))
     shift: float = 0.07  #: max centre shift as a fraction of the crop side
+    jitter_prob: float = 1.0  #: share of samples jittered by scale/shift (the rest by fine_scale/fine_shift)
+    fine_scale: float = 0.01
+    fine_shift: float = 0.005
     flip_prob: float = 0.5
     brightness: float = 0.25  #: added, fraction of 255
     contrast: float = 0.35  #: multiplied by 1 + U(-c, c)
@@ -37,16 +40,30 @@ class AugmentConfig:
 def random_crop_matrix(
     keypoints: np.ndarray, rule: CropRule, size: int, cfg: AugmentConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, bool]:
-    """A jittered "gt"-rule crop matrix and whether to flip it."""
-    x0, y0, x1, y1 = keypoint_box(keypoints)
-    side = max(x1 - x0, y1 - y0, 1.0)
-    cx = (x0 + x1) / 2.0
-    cy = (y0 + y1) / 2.0 + rule.offset_y * side
-    crop_side = side * rule.scale * float(np.exp(rng.uniform(-cfg.scale, cfg.scale)))
-    cx += rng.uniform(-cfg.shift, cfg.shift) * crop_side
-    cy += rng.uniform(-cfg.shift, cfg.shift) * crop_side
+    """A random crop matrix under ``rule``, and whether to flip it.
+
+    The crop is rotated by a random angle and its box is the tight box of the points
+    *measured in the rotated frame*, so the crop rule holds at every angle (as in the
+    pipeline's levelled second pass). With probability ``cfg.jitter_prob`` the crop's
+    scale and centre are then jittered by up to ``cfg.scale`` / ``cfg.shift`` (what a
+    face detector's box looks like); otherwise by at most ``cfg.fine_scale`` /
+    ``cfg.fine_shift`` (a box that is nearly the rule's own).
+    """
     angle = np.deg2rad(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
-    m = crop_matrix((cx, cy), crop_side, size, angle)
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, s], [-s, c]])  # image -> rotated frame
+    p = np.asarray(keypoints, dtype=np.float64) @ rot.T
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    side = float(max(hi[0] - lo[0], hi[1] - lo[1], 1.0))
+    mid = (lo + hi) / 2.0 + np.array([0.0, rule.offset_y * side])
+    if rng.random() < cfg.jitter_prob:
+        sj, sh = cfg.scale, cfg.shift
+    else:
+        sj, sh = cfg.fine_scale, cfg.fine_shift
+    crop_side = side * rule.scale * float(np.exp(rng.uniform(-sj, sj)))
+    mid = mid + rng.uniform(-sh, sh, 2) * crop_side
+    center = rot.T @ mid
+    m = crop_matrix((center[0], center[1]), crop_side, size, angle)
     flip = bool(rng.random() < cfg.flip_prob)
     if flip:
         f = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])

@@ -143,6 +143,7 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
         scale=cfg.scale_jitter,
         shift=cfg.shift,
         flip_prob=cfg.flip_prob,
+        jitter_prob=cfg.jitter_prob,
         occlusion_prob=cfg.occlusion_prob,
     )
     train_set = AugmentedFaces(train_s, size, rule, aug, cfg.seed)
