@@ -31,7 +31,7 @@ class TrainConfig:
     scale_jitter: float = 0.08
     shift: float = 0.05
     flip_prob: float = 0.5
-    jitter_prob: float = 1.0  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
+    jitter_prob: float = 0.3  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
     occlusion_prob: float = 0.0
     threads: int = 0  #: torch intra-op threads per process (0 = torch's default)
     workers: int = 0  #: DataLoader worker processes
