@@ -230,7 +230,6 @@ def test_fine_tune_on_a_300w_pts_folder(tiny_data, tmp_path):
     import cv2
 
     from facekeypoints.data.pts import write_pts
-
     from synthetic import random_face
 
     pts_dir = tmp_path / "my_faces"
@@ -240,6 +239,7 @@ def test_fine_tune_on_a_300w_pts_folder(tiny_data, tmp_path):
         cv2.imwrite(str(pts_dir / f"face_{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         write_pts(pts_dir / f"face_{i}.pts", kps)
     base = train(_cfg(tiny_data, tmp_path / "base", epochs=1))
-    tuned = train(_cfg(pts_dir, tmp_path / "tuned", epochs=1, batch_size=4, val_fraction=0.2, init=str(base / "best.pt")))
+    init = str(base / "best.pt")
+    tuned = train(_cfg(pts_dir, tmp_path / "tuned", epochs=1, batch_size=4, val_fraction=0.2, init=init))
     ckpt = load_checkpoint(tuned / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["history"][0]["val_nme"] > 0

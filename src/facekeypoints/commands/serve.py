@@ -1,0 +1,152 @@
+"""``facekeypoints serve``: the JSON API and the web page, run by uvicorn (needs the ``[serve]`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+
+HELP = "run the web app and JSON API (needs the [serve] extra)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..server.limits import MAX_PIXELS, MAX_UPLOAD_BYTES, ServerConfig
+
+    d = ServerConfig()
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes, each with its own model (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=d.threads,
+        help="worker threads per process for decoding and inference (default: %(default)s)",
+    )
+    parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
+    parser.add_argument("--detector", help="face detector name (default: the pipeline's default)")
+    parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=MAX_UPLOAD_BYTES / (1024 * 1024),
+        help="largest upload in MiB; larger ones get 413 (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=MAX_PIXELS / 1e6,
+        help="largest image in megapixels, checked from the header before decoding; 413 (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=d.timeout_s,
+        help="seconds one request may spend decoding and finding landmarks; 503 past it (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=d.max_queue,
+        help="requests that may wait for a free thread; more get 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow cross-origin requests from ORIGIN (repeatable; CORS is off by default)",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _check_installed() -> None:
+    from ..errors import FaceKeypointsError
+
+    for module, package in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError:
+            if module == "python_multipart":
+                try:  # python-multipart before 0.0.13 is imported as `multipart`
+                    importlib.import_module("multipart.multipart")
+                    continue
+                except ModuleNotFoundError:
+                    pass
+            raise FaceKeypointsError(
+                f"'facekeypoints serve' needs the Python package '{package}': pip install 'facekeypoints[serve]'"
+            ) from None
+
+
+def log_config(level: str) -> dict:
+    """Logging for uvicorn and the app: one line per request on stderr, no access log duplicates."""
+    fmt = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": fmt},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            "facekeypoints": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import FaceKeypointsError, InputError
+    from ..server.limits import ServerConfig
+
+    _check_installed()
+    import uvicorn
+
+    if args.workers < 1:
+        raise InputError("--workers must be at least 1")
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: not a TCP port")
+    try:
+        config = ServerConfig(
+            model=os.path.abspath(args.model) if args.model else None,
+            detector=args.detector,
+            refine=not args.no_refine,
+            max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+            max_pixels=int(args.max_megapixels * 1e6),
+            timeout_s=args.timeout,
+            threads=args.threads,
+            max_queue=args.max_queue,
+            cors_origins=tuple(args.cors_origin),
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    # Worker processes build their app from the environment (uvicorn imports the factory by name).
+    os.environ.update(config.to_env())
+    if args.workers == 1:
+        from ..server.app import create_app
+
+        app = create_app(config)  # load the model here, so a bad --model fails before listening
+    else:
+        from ..server.app import Engine
+
+        Engine(config).close()  # check the model and detector once before forking workers
+        app = "facekeypoints.server.app:create_app"
+    print(f"facekeypoints: starting on http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops", flush=True)
+    try:
+        uvicorn.run(
+            app,
+            factory=args.workers > 1,
+            host=args.host,
+            port=args.port,
+            workers=args.workers if args.workers > 1 else None,
+            log_config=log_config(args.log_level),
+            access_log=False,
+            server_header=False,
+        )
+    except OSError as exc:
+        raise FaceKeypointsError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    except SystemExit as exc:  # uvicorn exits on a start-up failure (e.g. the port is taken), after logging why
+        if exc.code not in (0, None):
+            raise FaceKeypointsError(f"the server on {args.host}:{args.port} could not start (see above)") from None
+    return 0

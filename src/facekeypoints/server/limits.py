@@ -1,0 +1,253 @@
+"""What the web service accepts, checked before any pixel is decoded.
+
+:func:`sniff_image` identifies an upload by its first bytes (never by the
+client's file name or ``Content-Type``) and reads the image's width and height
+from its header, so an oversized picture is refused before a decoder allocates
+memory for it. Only PNG, JPEG, WebP and BMP are accepted: the formats a browser
+or phone sends, and no more decoder surface than that.
+
+This module needs no web framework; :mod:`facekeypoints.server.app` turns its
+exceptions into HTTP answers (415, 422, 413).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field, fields
+
+#: Default largest upload, in bytes (10 MiB).
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Default largest image, in pixels (width * height), checked from the header.
+MAX_PIXELS = 40_000_000
+#: Formats accepted, by the name :func:`sniff_image` reports.
+FORMATS = ("png", "jpeg", "webp", "bmp")
+
+_ENV_PREFIX = "FACEKEYPOINTS_SERVE_"
+
+
+class ImageRejected(Exception):
+    """An upload refused before decoding: ``status`` (HTTP), ``code`` and a one-line ``detail``."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotAnImage(ImageRejected):
+    status, code = 415, "unsupported_media_type"
+
+
+class CorruptImage(ImageRejected):
+    status, code = 422, "invalid_image"
+
+
+class ImageTooLarge(ImageRejected):
+    status, code = 413, "image_too_large"
+
+
+class EmptyBody(ImageRejected):
+    status, code = 400, "empty_body"
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says: its format and size in pixels."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def _png(data: bytes) -> ImageHeader:
+    # 8-byte signature, then the IHDR chunk: length (4), b"IHDR", width (4), height (4).
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise CorruptImage("the PNG image is truncated or corrupt (no IHDR header)")
+    w, h = struct.unpack(">II", data[16:24])
+    return ImageHeader("png", w, h)
+
+
+# JPEG start-of-frame markers: C0-CF except C4 (DHT), C8 (JPG) and CC (DAC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg(data: bytes) -> ImageHeader:
+    i, n = 2, len(data)
+    while True:
+        while i < n and data[i] != 0xFF:  # tolerate stray bytes between segments, as libjpeg does
+            i += 1
+        while i < n and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
+            break
+        marker = data[i]
+        i += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # TEM, RSTn, SOI: no length
+            continue
+        if marker in (0xD9, 0xDA):  # EOI or SOS before any frame header
+            break
+        if i + 2 > n:
+            break
+        (length,) = struct.unpack(">H", data[i : i + 2])
+        if length < 2:
+            break
+        if marker in _SOF:
+            if i + 7 > n:
+                break
+            h, w = struct.unpack(">HH", data[i + 3 : i + 7])
+            return ImageHeader("jpeg", w, h)
+        i += length
+    raise CorruptImage("the JPEG image is truncated or corrupt (no frame header)")
+
+
+def _webp(data: bytes) -> ImageHeader:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30:
+        if data[23:26] != b"\x9d\x01\x2a":
+            raise CorruptImage("the WebP image is corrupt (bad VP8 frame start)")
+        w, h = struct.unpack("<HH", data[26:30])
+        return ImageHeader("webp", w & 0x3FFF, h & 0x3FFF)
+    if chunk == b"VP8L" and len(data) >= 25:
+        if data[20] != 0x2F:
+            raise CorruptImage("the WebP image is corrupt (bad VP8L signature)")
+        (bits,) = struct.unpack("<I", data[21:25])
+        return ImageHeader("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+    if chunk == b"VP8X" and len(data) >= 30:
+        w = int.from_bytes(data[24:27], "little") + 1
+        h = int.from_bytes(data[27:30], "little") + 1
+        return ImageHeader("webp", w, h)
+    raise CorruptImage("the WebP image is truncated or corrupt (no VP8/VP8L/VP8X header)")
+
+
+def _bmp(data: bytes) -> ImageHeader:
+    if len(data) < 18:
+        raise CorruptImage("the BMP image is truncated (no DIB header)")
+    (dib,) = struct.unpack("<I", data[14:18])
+    if dib == 12:  # BITMAPCOREHEADER: 16-bit unsigned sizes
+        if len(data) < 22:
+            raise CorruptImage("the BMP image is truncated (short DIB header)")
+        w, h = struct.unpack("<HH", data[18:22])
+    elif dib >= 40:
+        if len(data) < 26:
+            raise CorruptImage("the BMP image is truncated (short DIB header)")
+        w, h = struct.unpack("<ii", data[18:26])
+        w, h = abs(w), abs(h)  # a negative height means top-down rows
+    else:
+        raise CorruptImage(f"the BMP image is corrupt (unknown DIB header size {dib})")
+    return ImageHeader("bmp", w, h)
+
+
+def _identify(data: bytes):
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _png
+    if data.startswith(b"\xff\xd8\xff"):
+        return _jpeg
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp
+    if data.startswith(b"BM"):
+        return _bmp
+    return None
+
+
+def sniff_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageHeader:
+    """Identify ``data`` and read its size from the header; nothing is decoded.
+
+    Raises :class:`EmptyBody` (no bytes), :class:`NotAnImage` (not PNG, JPEG,
+    WebP or BMP), :class:`CorruptImage` (a header that is truncated, malformed
+    or gives a zero size) or :class:`ImageTooLarge` (over ``max_pixels``).
+    """
+    if len(data) == 0:
+        raise EmptyBody("the request has no image (empty body)")
+    parse = _identify(data)
+    if parse is None:
+        head = data[:8].hex(" ")
+        raise NotAnImage(f"the body is not a PNG, JPEG, WebP or BMP image (it starts with bytes {head})")
+    header = parse(data)
+    if header.width <= 0 or header.height <= 0:
+        raise CorruptImage(f"the {header.format.upper()} header gives an empty size {header.width}x{header.height}")
+    if header.pixels > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {header.width}x{header.height} ({header.pixels / 1e6:.1f} megapixels), "
+            f"over the {max_pixels / 1e6:g} megapixel limit"
+        )
+    return header
+
+
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of one server process; every field can also come from ``FACEKEYPOINTS_SERVE_<FIELD>``.
+
+    ``threads`` worker threads run decoding and inference (one shared ONNX
+    session per process); ``timeout_s`` bounds one request's decode + inference
+    (503 past it); at most ``max_queue`` requests wait for a free thread, each
+    at most ``queue_timeout_s`` (503 "busy" past either).
+    """
+
+    model: str | None = None
+    detector: str | None = None
+    refine: bool = True
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_pixels: int = MAX_PIXELS
+    timeout_s: float = 20.0
+    threads: int = field(default_factory=_default_threads)
+    max_queue: int = 128
+    queue_timeout_s: float = 60.0
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.max_upload_bytes < 1:
+            raise ValueError("max_upload_bytes must be at least 1")
+        if self.max_pixels < 1:
+            raise ValueError("max_pixels must be at least 1")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+        if self.timeout_s <= 0 or self.queue_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.max_queue < 0:
+            raise ValueError("max_queue must not be negative")
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that :meth:`from_env` reads back (to hand the config to worker processes)."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            env[_ENV_PREFIX + f.name.upper()] = str(value)
+        return env
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:
+        """A config from ``FACEKEYPOINTS_SERVE_*`` variables; fields not set keep their defaults."""
+        environ = os.environ if environ is None else environ
+        kwargs: dict = {}
+        for f in fields(cls):
+            raw = environ.get(_ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            if f.name == "cors_origins":
+                kwargs[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
+            elif f.name == "refine":
+                kwargs[f.name] = raw.strip().lower() not in ("0", "false", "no", "off", "")
+            elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue"):
+                kwargs[f.name] = int(raw)
+            elif f.name in ("timeout_s", "queue_timeout_s"):
+                kwargs[f.name] = float(raw)
+            else:
+                kwargs[f.name] = raw
+        return cls(**kwargs)
