@@ -3,7 +3,7 @@
     python bench/calibrate_detector.py NAME [DATA] [--set KEY=VALUE ...] [--limit N]
 
 NAME is any registered face detector (``yunet``, ``haar``, ...); DATA the Udacity zip
-or extracted folder (default /work/data). For every training image it runs the
+or extracted folder (default: the zip `facekeypoints data fetch` writes). For every training image it runs the
 detector, takes the detection with the highest IoU against the face's keypoint box
 (the tight box around its 68 points), and fits the four numbers of
 :class:`BoxCalibration` as medians over the matched faces (one re-match with the
@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from facekeypoints.data import UdacityDataset
+from facekeypoints.data.fetch import default_udacity_path
 from facekeypoints.detectors import BoxCalibration, available_detectors, box_iou, create_detector
 from facekeypoints.geometry import keypoint_box
 
@@ -72,7 +73,9 @@ def fit(all_boxes: list[np.ndarray], targets: list[np.ndarray]) -> tuple[BoxCali
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("detector", help=f"registered face detector ({', '.join(available_detectors())})")
-    parser.add_argument("data", nargs="?", default="/work/data", help="Udacity zip or extracted folder")
+    parser.add_argument(
+        "data", nargs="?", default=str(default_udacity_path()), help="Udacity zip or folder (default: fetched zip)"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="detector keyword argument (repeatable)"
     )
