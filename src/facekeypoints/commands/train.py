@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -25,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     command = "facekeypoints " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        procs = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+        command = f"torchrun --nproc_per_node={procs} -m " + command
     run_dir = train(cfg, command=command)
     print(run_dir)
     return 0
