@@ -14,7 +14,7 @@ from .base import BoxCalibration, FaceDetector, empty_detections, register
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 #: Haar box -> keypoint box, fitted (medians over 3334 matched faces) on the 3462
-#: Udacity TRAINING faces by ``python bench/calibrate_haar.py /work/data`` with the
+#: Udacity TRAINING faces by ``python bench/calibrate_detector.py haar`` with the
 #: defaults below; never on the test faces. There it found 96.3% of the faces
 #: (calibrated box IoU >= 0.3), median IoU 0.775, 0.021 other boxes per image
 #: (min_neighbors=3: 98.3%, 0.045 other boxes per image).
