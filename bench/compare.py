@@ -155,7 +155,7 @@ def main() -> None:
     curves = {"facekeypoints": errs_ours}
     e2e = FaceKeypointDetector(args.model, refine=True, threads=1)
     rep, _ = evaluate_dataset(e2e, test, "detector")
-    rows.append(row(f"facekeypoints {ours.model.name} + Haar, refine", rep))
+    rows.append(row(f"facekeypoints {ours.model.name} + {e2e.model_info()['detector']} detector, refine", rep))
     speed["facekeypoints_ms_per_face"] = round(speed_ours(args.model, test), 4)
     if args.seed_model:
         seed = FaceKeypointDetector(args.seed_model, refine=False, threads=1)
