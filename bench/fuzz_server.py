@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 import zlib
@@ -29,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import serverproc  # bench/serverproc.py, beside this script
 
 MAX_PIXELS = 40_000_000
 
@@ -214,34 +213,8 @@ def strategies(samples: dict[str, list[bytes]]):
 # --- the run --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(log_path: Path, timeout: float) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "facekeypoints", "serve", "--port", str(port), "--log-level", "warning"]
-    cmd += ["--timeout", str(timeout)]
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("the server did not start within 120 s")
+    return serverproc.start_server(["--timeout", str(timeout)], log_path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,15 +21,14 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import serverproc  # bench/serverproc.py, beside this script
 
 
 def photo_640x480() -> bytes:
@@ -63,34 +62,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 # --- the server -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(threads: int, workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "facekeypoints", "serve", "--port", str(port), "--threads", str(threads)]
-    cmd += ["--workers", str(workers), "--log-level", "warning"]
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("the server did not start within 120 s")
+    return serverproc.start_server(["--threads", str(threads), "--workers", str(workers)], log_path)
 
 
 async def _client_loop(client, url: str, body: bytes, stop_at: float, out: dict) -> None:
