@@ -53,7 +53,7 @@ class Face:
 class FaceKeypointDetector:
     """Find faces and place 68 landmarks on each.
 
-    >>> detector = FaceKeypointDetector()           # bundled model, Haar face detector, CPU
+    >>> detector = FaceKeypointDetector()           # bundled model, YuNet face detector, CPU
     >>> faces = detector("photo.jpg")                # list[Face], possibly empty
     >>> kps = detector.keypoints(rgb, boxes)         # (N, 68, 2) for your own boxes
 
