@@ -17,7 +17,7 @@ import numpy as np
 
 from facekeypoints import FaceKeypointDetector, filters, load_image
 from facekeypoints.commands.demo import sample_image_path
-from facekeypoints.commands.detect import atomic_write
+from facekeypoints.outputs import atomic_write
 
 GAP = 6  # pixels of white between panels
 

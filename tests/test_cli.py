@@ -218,9 +218,10 @@ def test_demo_default_output_in_cwd(tmp_path, monkeypatch, fake_pipeline):
 
 def test_save_image_rejects_unknown_suffix(tmp_path):
     from facekeypoints.errors import InputError
+    from facekeypoints.outputs import save_image
 
     with pytest.raises(InputError):
-        detect_cmd.save_image(tmp_path / "x.txt", np.zeros((4, 4, 3), np.uint8))
+        save_image(tmp_path / "x.txt", np.zeros((4, 4, 3), np.uint8))
 
 
 # --- detect: folders, bad files, JSON Lines / CSV, workers -----------------------------------------

@@ -18,16 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .outputs import atomic_write
 from .runtime import DEFAULT_MODEL, sha256_of
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def export_checkpoint(
@@ -79,7 +71,8 @@ def export_checkpoint(
         data = Path(tmp).read_bytes()
     finally:
         Path(tmp).unlink(missing_ok=True)
-    _atomic_write_bytes(out, data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, data, mode=0o644)
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     fd, tmp_npz = tempfile.mkstemp(suffix=".npz", dir=out.parent)
     os.close(fd)
@@ -109,7 +102,7 @@ def export_checkpoint(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "sha256": sha256_of(out),
     }
-    _atomic_write_bytes(out.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write(out.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode(), mode=0o644)
     if check:
         from .runtime import KeypointModel
 
@@ -156,4 +149,4 @@ def update_metrics(onnx_path: str | Path, metrics: dict) -> None:
     meta_path = Path(onnx_path).with_suffix(".json")
     meta = json.loads(meta_path.read_text())
     meta.setdefault("metrics", {}).update(metrics)
-    _atomic_write_bytes(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode(), mode=0o644)

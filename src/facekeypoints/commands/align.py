@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -25,13 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", metavar="NAME", help="face detector name (default: the library's default)")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _stems(photos: list[str]) -> list[str]:
     """A distinct file-name stem per photo (``_2``, ``_3``... for repeats from different folders)."""
     used: set[str] = set()
@@ -50,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from ..align import align_face
     from ..errors import FaceKeypointsError, InputError
     from ..image_io import load_image
+    from ..outputs import name_file, same_file, save_image
     from ..pipeline import FaceKeypointDetector
-    from .detect import save_image
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size must be between 8 and 4096 pixels, got {args.size}")
@@ -70,15 +62,12 @@ def run(args: argparse.Namespace) -> int:
             faces = detector(rgb)
             for i, face in enumerate(faces):
                 path = out_dir / f"{stem}_face{i}.png"
-                if any(_same_file(path, p) for p in inputs):
+                if any(same_file(path, p) for p in inputs):
                     raise InputError(f"{path}: is an input photo; refusing to overwrite it")
                 save_image(path, align_face(rgb, face.keypoints, args.size))
                 written.append(path)
         except FaceKeypointsError as exc:
-            msg = str(exc)
-            if photo not in msg and str(Path(photo)) not in msg:
-                msg = f"{photo}: {msg}"
-            print(f"facekeypoints: error: {msg}", file=sys.stderr, flush=True)
+            print(f"facekeypoints: error: {name_file(str(exc), photo)}", file=sys.stderr, flush=True)
             failed += 1
             continue
         n = len(written)

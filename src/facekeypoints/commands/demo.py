@@ -37,8 +37,8 @@ def sample_image_path() -> Path:
 def run(args: argparse.Namespace) -> int:
     from ..draw import draw_faces
     from ..image_io import load_image
+    from ..outputs import save_image
     from ..pipeline import FaceKeypointDetector
-    from .detect import save_image
 
     path = sample_image_path()
     rgb = load_image(path)

@@ -23,12 +23,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..outputs import IMAGE_SUFFIXES, name_file, same_file, save_image
+
 HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
 #: Version of the records written by ``detect`` (and the video writer and web API).
 SCHEMA = "facekeypoints/v1"
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 FORMATS = ("json", "jsonl", "csv")
 
@@ -79,59 +79,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )
-
-
-# --- output helpers (shared by the other verbs that write pictures) -----------------------------
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def encode_image(rgb: np.ndarray, suffix: str = ".png") -> bytes:
-    """Encode an RGB uint8 image (format from ``suffix``) to bytes."""
-    import cv2
-
-    from ..errors import InputError
-
-    ok, buf = cv2.imencode(suffix.lower(), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise InputError(f"cannot encode a picture as {suffix}")
-    return buf.tobytes()
-
-
-def save_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 picture atomically; the format follows the file suffix."""
-    from ..errors import InputError
-
-    path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError(f"{path}: unknown picture type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    data = encode_image(rgb, path.suffix)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _json_default(obj):
@@ -250,18 +197,12 @@ def _process(job: tuple[str, str | None]) -> dict:
 
             save_image(picture, draw_faces(rgb, faces))
     except FaceKeypointsError as exc:
-        return {"path": photo, "error": _name_file(str(exc), photo)}
+        return {"path": photo, "error": name_file(str(exc), photo)}
     except Exception as exc:  # noqa: BLE001 - one odd file must not end a batch; the message says what it was
         reason = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
-        return {"path": photo, "error": _name_file(f"unexpected {type(exc).__name__}: {reason}", photo)}
+        return {"path": photo, "error": name_file(f"unexpected {type(exc).__name__}: {reason}", photo)}
     h, w = rgb.shape[:2]
     return {"path": photo, "width": int(w), "height": int(h), "faces": [f.to_dict() for f in faces]}
-
-
-def _name_file(msg: str, photo: str) -> str:
-    if photo not in msg and str(Path(photo)) not in msg:
-        msg = f"{photo}: {msg}"
-    return " ".join(msg.split())  # one line, whatever the exception said
 
 
 def _results(jobs: list[tuple[str, str | None]], config: _Config, workers: int) -> Iterator[dict]:
@@ -384,7 +325,7 @@ def _check_output(option: str, target: str, inputs: list[Path]) -> None:
     from ..errors import InputError
 
     path = Path(target)
-    if path.suffix.lower() in IMAGE_SUFFIXES or any(_same_file(path, p) for p in inputs):
+    if path.suffix.lower() in IMAGE_SUFFIXES or any(same_file(path, p) for p in inputs):
         raise InputError(f"{option} {target}: refusing to overwrite an input or a picture; name a .{option[2:]} file")
     if path.is_dir():
         raise InputError(f"{option} {target}: is a folder; name a .{option[2:]} file")
@@ -443,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
     jobs: list[tuple[str, str | None]] = []
     pre_failed: dict[int, str] = {}
     for i, (photo, picture) in enumerate(zip(files, pictures)):
-        if picture is not None and any(_same_file(picture, p) for p in inputs):
+        if picture is not None and any(same_file(picture, p) for p in inputs):
             pre_failed[i] = f"{picture}: is an input photo; refusing to overwrite it"
         jobs.append((photo, None if picture is None or i in pre_failed else str(picture)))
 

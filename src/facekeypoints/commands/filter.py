@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -35,13 +34,6 @@ def _label(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "filter"
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def output_paths(images: list[str], out_dir: Path, label: str) -> list[Path]:
     """``<stem>_<label>.png`` in ``out_dir`` for each image; repeated stems get ``_2``, ``_3``..."""
     used: set[str] = set()
@@ -60,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import filters
     from ..errors import FaceKeypointsError, InputError
     from ..image_io import load_image
+    from ..outputs import name_file, same_file, save_image
     from ..pipeline import FaceKeypointDetector
-    from .detect import save_image
 
     flt = filters.load_spec(args.spec) if args.spec else filters.get(args.filter)
     out_dir = Path(args.out)
@@ -75,16 +67,13 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for image, out in zip(args.images, outputs):
         try:
-            if any(_same_file(out, p) for p in inputs):
+            if any(same_file(out, p) for p in inputs):
                 raise InputError(f"{out}: is an input picture; refusing to overwrite it")
             rgb = load_image(image)
             faces = detector(rgb)
             save_image(out, flt(rgb, faces))
         except FaceKeypointsError as exc:
-            msg = str(exc)
-            if image not in msg and str(Path(image)) not in msg:
-                msg = f"{image}: {msg}"
-            print(f"facekeypoints: error: {msg}", file=sys.stderr, flush=True)
+            print(f"facekeypoints: error: {name_file(str(exc), image)}", file=sys.stderr, flush=True)
             failed += 1
             continue
         n = len(faces)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -66,13 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-smooth", action="store_true", help="raw landmarks, no smoothing")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _load_filter(name: str):
     """The per-frame filter function for ``--filter NAME`` (imported only when asked for)."""
     from ..errors import InputError
@@ -91,6 +83,7 @@ def _load_filter(name: str):
 
 def _check_outputs(args: argparse.Namespace) -> None:
     from ..errors import InputError
+    from ..outputs import same_file
     from ..video import WRITER_CODECS, parse_source
 
     src = parse_source(args.src)
@@ -106,13 +99,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise InputError(f"--out {args.out}: unknown video type; use one of {', '.join(sorted(WRITER_CODECS))}")
         if out.is_dir():
             raise InputError(f"--out {args.out}: is a folder; name a video file")
-        if isinstance(src, Path) and _same_file(out, src):
+        if isinstance(src, Path) and same_file(out, src):
             raise InputError(f"--out {args.out}: is the input video; refusing to overwrite it")
     if args.json and args.json != "-":
         js = Path(args.json)
         if js.is_dir():
             raise InputError(f"--json {args.json}: is a folder; name a .jsonl file")
-        if (isinstance(src, Path) and _same_file(js, src)) or (args.out and Path(args.out) == js):
+        if (isinstance(src, Path) and same_file(js, src)) or (args.out and Path(args.out) == js):
             raise InputError(f"--json {args.json}: refusing to overwrite the input or output video")
 
 

@@ -251,8 +251,8 @@ class Engine:
         self, data: bytes, header: ImageHeader, draw: set[str], filter_name: str | None, fmt: str
     ) -> tuple[bytes, _Result]:
         """Decode, run the pipeline, apply a filter, draw, encode (in a worker thread)."""
-        from ..commands.detect import encode_image
         from ..draw import draw_faces
+        from ..outputs import encode_image
 
         result = self.landmarks(data, header)
         img = result.rgb
