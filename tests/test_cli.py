@@ -384,3 +384,15 @@ def test_detect_reads_unusual_images_and_refuses_huge_ones(tmp_path, capsys, fak
     records = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     assert "error" in records.pop("huge.png")
     assert {name: (r["width"], r["height"]) for name, r in records.items()} == expected
+
+
+def test_written_pictures_have_normal_permissions(tmp_path):
+    """Atomic writes go through a private temporary file; the result gets the usual umask bits."""
+    import os
+
+    from facekeypoints.outputs import save_image
+
+    umask = os.umask(0)
+    os.umask(umask)
+    save_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -9,6 +9,7 @@ the ONNX file) and ``NAME.npz`` (the torch weights, for ``train --init``).
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import os
 import tempfile
@@ -72,13 +73,11 @@ def export_checkpoint(
     finally:
         Path(tmp).unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, data, mode=0o644)
+    atomic_write(out, data)
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    fd, tmp_npz = tempfile.mkstemp(suffix=".npz", dir=out.parent)
-    os.close(fd)
-    np.savez_compressed(tmp_npz, **state)
-    os.chmod(tmp_npz, 0o644)
-    os.replace(tmp_npz, out.with_suffix(".npz"))
+    npz = io.BytesIO()
+    np.savez_compressed(npz, **state)
+    atomic_write(out.with_suffix(".npz"), npz.getvalue())
     if data_info is None:
         data_info = _describe_data(ckpt.get("config", {}).get("data", ""))
     meta = {
@@ -102,7 +101,7 @@ def export_checkpoint(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "sha256": sha256_of(out),
     }
-    atomic_write(out.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode(), mode=0o644)
+    atomic_write(out.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
     if check:
         from .runtime import KeypointModel
 
@@ -149,4 +148,4 @@ def update_metrics(onnx_path: str | Path, metrics: dict) -> None:
     meta_path = Path(onnx_path).with_suffix(".json")
     meta = json.loads(meta_path.read_text())
     meta.setdefault("metrics", {}).update(metrics)
-    atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode(), mode=0o644)
+    atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
