@@ -92,11 +92,14 @@ def _blend(canvas: np.ndarray, box, mask: np.ndarray, effect: np.ndarray) -> Non
     np.copyto(roi, np.clip(mixed + 0.5, 0, 255).astype(np.uint8), where=m > 0)
 
 
-class Blur(Filter):
-    """Gaussian blur of the face region; ``strength`` is sigma as a fraction of the face size."""
+class _RegionFilter(Filter):
+    """A privacy filter: an effect computed over each face region, blended in only inside it."""
 
-    def __init__(self, margin: float = 0.12, strength: float = 0.08, name: str = "blur"):
-        self.margin, self.strength, self.name = margin, strength, name
+    margin: float
+
+    def effect(self, canvas: np.ndarray, poly: np.ndarray, size: float, box) -> np.ndarray:
+        """The replacement pixels for ``canvas[box]`` (float32), given the region polygon and face size."""
+        raise NotImplementedError
 
     def draw(self, canvas: np.ndarray, keypoints: np.ndarray) -> None:
         poly = face_region(keypoints, self.margin)
@@ -104,14 +107,22 @@ class Blur(Filter):
         box = region_box(poly, canvas.shape)
         if box is None or size < 2.0:
             return
+        _blend(canvas, box, region_mask(poly, box), self.effect(canvas, poly, size, box))
+
+
+class Blur(_RegionFilter):
+    """Gaussian blur of the face region; ``strength`` is sigma as a fraction of the face size."""
+
+    def __init__(self, margin: float = 0.12, strength: float = 0.08, name: str = "blur"):
+        self.margin, self.strength, self.name = margin, strength, name
+
+    def effect(self, canvas: np.ndarray, poly: np.ndarray, size: float, box) -> np.ndarray:
         sigma = max(1.0, self.strength * size)
         ctx = region_box(poly, canvas.shape, pad=3.0 * sigma)  # blur with real neighbours where there are some
         cx0, cy0, cx1, cy1 = ctx
-        src = canvas[cy0:cy1, cx0:cx1]
-        blurred = _fast_blur(src, sigma)
+        blurred = _fast_blur(canvas[cy0:cy1, cx0:cx1], sigma)
         x0, y0, x1, y1 = box
-        effect = blurred[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0].astype(np.float32)
-        _blend(canvas, box, region_mask(poly, box), effect)
+        return blurred[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0].astype(np.float32)
 
 
 def _fast_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -126,7 +137,7 @@ def _fast_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
-class Pixelate(Filter):
+class Pixelate(_RegionFilter):
     """Mosaic of the face region: about ``blocks`` square blocks across the face.
 
     Blocks sit on a grid fixed to the image (not to the face), so in a video the
@@ -136,12 +147,7 @@ class Pixelate(Filter):
     def __init__(self, margin: float = 0.12, blocks: int = 10, name: str = "pixelate"):
         self.margin, self.blocks, self.name = margin, blocks, name
 
-    def draw(self, canvas: np.ndarray, keypoints: np.ndarray) -> None:
-        poly = face_region(keypoints, self.margin)
-        size = float((poly.max(axis=0) - poly.min(axis=0)).max())
-        box = region_box(poly, canvas.shape)
-        if box is None or size < 2.0:
-            return
+    def effect(self, canvas: np.ndarray, poly: np.ndarray, size: float, box) -> np.ndarray:
         b = max(2, int(round(size / max(1, self.blocks))))
         x0, y0, x1, y1 = box
         h, w = canvas.shape[:2]
@@ -153,5 +159,4 @@ class Pixelate(Filter):
         counts = np.outer(np.diff(np.r_[rows, gy1 - gy0]), np.diff(np.r_[cols, gx1 - gx0]))
         means = sums / counts[..., None]
         ri, ci = (np.arange(y0, y1) - gy0) // b, (np.arange(x0, x1) - gx0) // b
-        effect = means[np.ix_(ri, ci)].astype(np.float32)
-        _blend(canvas, box, region_mask(poly, box), effect)
+        return means[np.ix_(ri, ci)].astype(np.float32)
