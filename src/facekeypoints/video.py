@@ -173,18 +173,8 @@ def open_video(source: str | int | os.PathLike) -> VideoSource:
     """
     src = parse_source(source)
     if isinstance(src, int):
-        name = f"webcam {src}"
-        with _quiet_opencv():
-            cap = cv2.VideoCapture(src)
-            opened = cap.isOpened()
-            ok, first = cap.read() if opened else (False, None)
-        if not opened:
-            cap.release()
-            raise InputError(f"{name}: cannot be opened (no such camera, or it is in use)")
-        if not ok or first is None:
-            cap.release()
-            raise InputError(f"{name}: opened but delivered no frame")
-        return VideoSource(cap, name, True, first)
+        not_opened = "cannot be opened (no such camera, or it is in use)"
+        return _capture(src, f"webcam {src}", True, not_opened, "opened but delivered no frame")
     name = str(src)
     if not src.exists():
         raise InputError(f"{name}: no such file")
@@ -192,17 +182,24 @@ def open_video(source: str | int | os.PathLike) -> VideoSource:
         raise InputError(f"{name}: is a directory, not a video")
     if src.stat().st_size == 0:
         raise InputError(f"{name}: empty file (0 bytes)")
+    return _capture(
+        name, name, False, "cannot be opened as a video (unknown format or damaged file)", "no frame could be decoded"
+    )
+
+
+def _capture(target: str | int, name: str, live: bool, not_opened: str, no_frame: str) -> VideoSource:
+    """Open ``target`` with OpenCV and read its first frame; one-line errors naming ``name``."""
     with _quiet_opencv():
-        cap = cv2.VideoCapture(name)
+        cap = cv2.VideoCapture(target)
         opened = cap.isOpened()
         ok, first = cap.read() if opened else (False, None)
     if not opened:
         cap.release()
-        raise InputError(f"{name}: cannot be opened as a video (unknown format or damaged file)")
+        raise InputError(f"{name}: {not_opened}")
     if not ok or first is None:
         cap.release()
-        raise InputError(f"{name}: no frame could be decoded")
-    return VideoSource(cap, name, False, first)
+        raise InputError(f"{name}: {no_frame}")
+    return VideoSource(cap, name, live, first)
 
 
 # --- writers ----------------------------------------------------------------------------------
