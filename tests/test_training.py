@@ -48,6 +48,15 @@ def _env():
     return env
 
 
+def _train_cmd(*args) -> list[str]:
+    """``python -m facekeypoints train ARGS...`` as an argument list."""
+    return [sys.executable, "-m", "facekeypoints", "train", *map(str, args)]
+
+
+def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def test_train_writes_checkpoints_config_and_history(tiny_data, tmp_path):
     run = train(_cfg(tiny_data, tmp_path / "runs"))
     assert run == tmp_path / "runs" / "1"
@@ -67,31 +76,10 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path
     """SIGKILL a run mid-way; --resume ends with exactly the weights of a run never stopped."""
     reference = train(_cfg(tiny_data, tmp_path / "ref", epochs=3))
     out = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "facekeypoints",
-        "train",
-        "--data",
-        str(tiny_data),
-        "--out",
-        str(out),
-        "--arch",
-        "pip-s",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "8",
-        "--no-progress",
-        "--threads",
-        "1",
-        "--val-fraction",
-        "0.15",
-        "--warmup-epochs",
-        "0.5",
-        "--checkpoint-minutes",
-        "0",
-    ]
+    cmd = _train_cmd(
+        "--data", tiny_data, "--out", out, "--arch", "pip-s", "--epochs", 3, "--batch-size", 8, "--no-progress",
+        "--threads", 1, "--val-fraction", 0.15, "--warmup-epochs", 0.5, "--checkpoint-minutes", 0,
+    )  # fmt: skip
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = out / "1" / "last.pt"
     deadline = time.time() + 120
@@ -107,9 +95,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path
     proc.wait()
     killed_at = load_checkpoint(last)["step"]
     assert 0 < killed_at < 15, killed_at  # 5 steps/epoch x 3 epochs
-    res = subprocess.run(
-        cmd[:4] + ["--resume", str(out / "1"), "--no-progress"], env=_env(), capture_output=True, text=True, timeout=300
-    )
+    res = _run(_train_cmd("--resume", out / "1", "--no-progress"), timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     a, b = load_checkpoint(reference / "last.pt"), load_checkpoint(last)
     assert b["step"] == a["step"] == 15
@@ -123,33 +109,10 @@ def test_torchrun_two_processes(tiny_data, tmp_path):
     if not torchrun.exists():
         pytest.skip("torchrun not installed beside this Python")
     out = tmp_path / "ddp"
-    res = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node=2",
-            "--master_port=29531",
-            "-m",
-            "facekeypoints",
-            "train",
-            "--data",
-            str(tiny_data),
-            "--out",
-            str(out),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "4",
-            "--no-progress",
-            "--threads",
-            "1",
-            "--val-fraction",
-            "0.15",
-        ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = ["--data", tiny_data, "--out", out, "--epochs", 2, "--batch-size", 4, "--no-progress", "--threads", 1]
+    args += ["--val-fraction", 0.15]
+    cmd = [str(torchrun), "--nproc_per_node=2", "--master_port=29531"] + _train_cmd(*args)[1:]
+    res = _run(cmd, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted(p.name for p in out.iterdir())
     assert runs == ["1"], runs  # only rank 0 creates and writes the run folder
@@ -161,29 +124,8 @@ def test_torchrun_two_processes(tiny_data, tmp_path):
 
 def test_init_refuses_another_architecture(tiny_data, tmp_path):
     run = train(_cfg(tiny_data, tmp_path / "a", epochs=1))
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "facekeypoints",
-            "train",
-            "--data",
-            str(tiny_data),
-            "--out",
-            str(tmp_path / "b"),
-            "--arch",
-            "pip-m",
-            "--init",
-            str(run / "last.pt"),
-            "--epochs",
-            "1",
-            "--no-progress",
-        ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["--data", tiny_data, "--out", tmp_path / "b", "--arch", "pip-m", "--init", run / "last.pt"]
+    res = _run(_train_cmd(*args, "--epochs", 1, "--no-progress"), timeout=300)
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
     err = [ln for ln in res.stderr.splitlines() if "error" in ln]
@@ -205,22 +147,7 @@ def test_profile_writes_a_trace(tiny_data, tmp_path):
 
 
 def test_missing_dataset_is_a_one_line_error(tmp_path):
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "facekeypoints",
-            "train",
-            "--data",
-            str(tmp_path / "nope.zip"),
-            "--out",
-            str(tmp_path / "r"),
-        ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = _run(_train_cmd("--data", tmp_path / "nope.zip", "--out", tmp_path / "r"), timeout=120)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "nope.zip" in res.stderr
 
