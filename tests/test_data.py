@@ -1,7 +1,6 @@
 import argparse
 import hashlib
 import http.server
-import importlib.util
 import os
 import subprocess
 import sys
@@ -501,44 +500,18 @@ def test_cli_fetch_shared_udacity_zip(tmp_path):
     if not SHARED_ZIP.is_file():
         pytest.skip(f"shared Udacity data not present at {SHARED_ZIP}")
     dest = tmp_path / "train-test-data.zip"
-    if importlib.util.find_spec("facekeypoints.cli") is not None:
-        env = dict(os.environ, FACEKEYPOINTS_DATA=str(tmp_path / "cache"))
-        res = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "facekeypoints.cli",
-                "data",
-                "fetch",
-                "--from",
-                str(SHARED_ZIP),
-                "--dest",
-                str(dest),
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env=env,
-            timeout=600,
-        )
-        assert res.returncode == 0, res.stderr
-        assert res.stdout.strip().splitlines()[-1] == str(dest)
-        res = subprocess.run(
-            [sys.executable, "-m", "facekeypoints.cli", "data", "info", str(dest)],
-            check=False,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env=env,
-            timeout=600,
-        )
-        assert res.returncode == 0, res.stderr
-        out = res.stdout
-    else:  # the CLI module is not written yet: drive the verb directly
-        assert _run_data_verb(["fetch", "--from", str(SHARED_ZIP), "--dest", str(dest), "--no-progress"]) == 0
-        ds = UdacityDataset(dest)
-        out = f"training: {len(ds.annotations('training'))} faces\ntest: {len(ds.annotations('test'))} faces\n"
+    env = dict(os.environ, FACEKEYPOINTS_DATA=str(tmp_path / "cache"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "facekeypoints.cli", "data", *args]
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+
+    res = cli("fetch", "--from", str(SHARED_ZIP), "--dest", str(dest))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == str(dest)
+    res = cli("info", str(dest))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
     assert dest.stat().st_size == SHARED_ZIP.stat().st_size
     assert not dest.with_name(dest.name + ".part").exists()
     assert "training: 3462 faces" in out and "test: 770 faces" in out
