@@ -175,7 +175,8 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
         (run_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "world_size": world}, indent=2))
         (run_dir / "command.txt").write_text(command + "\n")
 
-    def save(epoch: int, in_epoch: int) -> None:
+    def save(epoch: int, in_epoch: int, best_too: bool = False) -> None:
+        """Write ``last.pt`` (and the same state as ``best.pt`` when ``best_too``); rank 0 only."""
         if not is_main:
             return
         state = {
@@ -194,6 +195,8 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
             "command": command,
         }
         save_atomic(state, run_dir / "last.pt")
+        if best_too:
+            save_atomic(state, run_dir / "best.pt")
 
     if is_main:
         print(
@@ -273,10 +276,8 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
             improved = val < best
             if improved:
                 best = val
-            save(epoch + 1, 0)
+            save(epoch + 1, 0, best_too=improved)
             last_save = time.monotonic()
-            if improved:
-                save_atomic(torch.load(run_dir / "last.pt", weights_only=False), run_dir / "best.pt")
             (run_dir / "history.json").write_text(json.dumps(history, indent=1))
             print(
                 f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f} val NME {val:.3f}% "
