@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .geometry import CropRule, apply_affine, crop_matrix
+from .geometry import CropRule, apply_affine, crop_matrix, frame_rotation, rotated_keypoint_box
 from .landmarks import FLIP_PERMUTATION
 
 
@@ -50,19 +50,13 @@ def random_crop_matrix(
     ``cfg.fine_shift`` (a box that is nearly the rule's own).
     """
     angle = np.deg2rad(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
-    c, s = np.cos(angle), np.sin(angle)
-    rot = np.array([[c, s], [-s, c]])  # image -> rotated frame
-    p = np.asarray(keypoints, dtype=np.float64) @ rot.T
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    side = float(max(hi[0] - lo[0], hi[1] - lo[1], 1.0))
-    mid = (lo + hi) / 2.0 + np.array([0.0, rule.offset_y * side])
+    center, side = rotated_keypoint_box(keypoints, angle, rule)
     if rng.random() < cfg.jitter_prob:
         sj, sh = cfg.scale, cfg.shift
     else:
         sj, sh = cfg.fine_scale, cfg.fine_shift
     crop_side = side * rule.scale * float(np.exp(rng.uniform(-sj, sj)))
-    mid = mid + rng.uniform(-sh, sh, 2) * crop_side
-    center = rot.T @ mid
+    center = center + frame_rotation(angle).T @ (rng.uniform(-sh, sh, 2) * crop_side)  # shift in the crop's frame
     m = crop_matrix((center[0], center[1]), crop_side, size, angle)
     flip = bool(rng.random() < cfg.flip_prob)
     if flip:

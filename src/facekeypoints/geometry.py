@@ -72,6 +72,26 @@ def eye_angle(keypoints: np.ndarray) -> float:
     return float(np.arctan2(d[1], d[0]))
 
 
+def frame_rotation(angle: float) -> np.ndarray:
+    """2x2 matrix taking image directions into a frame rotated by ``angle`` radians."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, s], [-s, c]])
+
+
+def rotated_keypoint_box(keypoints: np.ndarray, angle: float, rule: CropRule) -> tuple[np.ndarray, float]:
+    """Centre (image pixels) and side of the crop-rule box measured in a frame rotated by ``angle``.
+
+    The box is the tight box of the points in that frame (its longer side), its centre moved
+    down that frame's y axis by ``rule.offset_y`` sides.
+    """
+    rot = frame_rotation(angle)
+    p = np.asarray(keypoints, dtype=np.float64) @ rot.T
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    side = float(max(hi[0] - lo[0], hi[1] - lo[1], 1.0))
+    mid = (lo + hi) / 2.0 + np.array([0.0, rule.offset_y * side])
+    return rot.T @ mid, side
+
+
 def keypoints_crop_matrix(keypoints: np.ndarray, rule: CropRule, size: int, level: bool = True) -> np.ndarray:
     """Crop matrix from a face's 68 points (the re-crop of a second pass).
 
@@ -80,13 +100,7 @@ def keypoints_crop_matrix(keypoints: np.ndarray, rule: CropRule, size: int, leve
     """
     kps = np.asarray(keypoints, dtype=np.float64)
     angle = eye_angle(kps) if level else 0.0
-    c, s = np.cos(angle), np.sin(angle)
-    rot = np.array([[c, s], [-s, c]])  # image -> levelled frame
-    p = kps @ rot.T
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    side = float(max(hi[0] - lo[0], hi[1] - lo[1], 1.0))
-    mid = (lo + hi) / 2.0 + np.array([0.0, rule.offset_y * side])
-    center = rot.T @ mid
+    center, side = rotated_keypoint_box(kps, angle, rule)
     return crop_matrix((center[0], center[1]), side * rule.scale, size, angle)
 
 
