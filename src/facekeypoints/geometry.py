@@ -50,8 +50,7 @@ def crop_matrix(center: tuple[float, float], side: float, size: int, angle: floa
     +x axis; positive turns from +x towards +y, clockwise on screen).
     """
     s = size / float(side)
-    c, sn = np.cos(angle), np.sin(angle)
-    a = np.array([[c, sn], [-sn, c]], dtype=np.float64) * s
+    a = frame_rotation(angle) * s
     half = (size - 1) / 2.0
     t = np.array([half, half]) - a @ np.asarray(center, dtype=np.float64)
     return np.hstack([a, t[:, None]])
