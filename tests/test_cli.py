@@ -357,6 +357,35 @@ def test_detect_workers_give_the_same_results(tmp_path, capsys):
             np.testing.assert_allclose(fa["keypoints"], fb["keypoints"], atol=0.05)
 
 
+def test_detect_min_face_finds_a_tiny_face_in_a_big_photo(tmp_path, capsys):
+    """A face about 22 px across on a 2400x1800 canvas: below yunet's default search size, found with --min-face."""
+    from matplotlib import cbook
+
+    grace = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    small = cv2.resize(grace, None, fx=30 / 250, fy=30 / 250, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1800, 2400, 3), 200, np.uint8)
+    canvas[900 : 900 + small.shape[0], 1200 : 1200 + small.shape[1]] = small
+    photo = tmp_path / "crowd.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    counts = {}
+    for flags in ([], ["--min-face", "16"], ["--min-face", "16", "--detector", "haar"]):
+        out = tmp_path / "r.jsonl"
+        assert cli.main(["detect", str(photo), "--jsonl", str(out), *flags]) == 0
+        counts[" ".join(flags)] = len(json.loads(out.read_text())["faces"])
+    capsys.readouterr()
+    assert counts[""] == 0 and counts["--min-face 16"] == 1
+    assert "error" not in json.loads(out.read_text())  # haar takes the flag too
+
+
+@pytest.mark.parametrize("verb", ["detect", "align", "filter"])
+def test_min_face_must_be_positive(tmp_path, capsys, verb):
+    photo = write_photo(tmp_path / "p.png")
+    extra = ["--filter", "sunglasses"] if verb == "filter" else []
+    out = ["--out", str(tmp_path / "o")] if verb != "detect" else []
+    assert cli.main([verb, str(photo), *extra, *out, "--min-face", "0"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--min-face")
+
+
 def test_detect_reads_unusual_images_and_refuses_huge_ones(tmp_path, capsys, fake_pipeline):
     """16-bit PNG, CMYK JPEG and EXIF-rotated JPEG are read (rotated as viewers show it); > 40 MP is refused."""
     from test_image_io import marked_rgb, png_header_only, with_exif

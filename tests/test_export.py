@@ -84,3 +84,19 @@ def test_exported_torch_weights_load_back(exported):
 def test_runtime_rejects_wrong_crop_shape(exported):
     with pytest.raises(ModelError, match="96"):
         KeypointModel(exported[0]).predict(np.zeros((1, 64, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize("arch", [a for a in models.available() if a.startswith("pip")])
+def test_every_pip_variant_exports_to_matching_onnx(arch, tmp_path):
+    """export_checkpoint's own check compares torch and ONNX Runtime (window decodes included)."""
+    from facekeypoints.geometry import CropRule
+    from facekeypoints.training.checkpoint import save_atomic
+
+    torch.manual_seed(1)
+    model = models.create(arch).eval()
+    with torch.no_grad():  # spread the scores so the argmax is not a tie
+        model.head_out.bias.normal_(0, 3.0)
+    ckpt = {"arch": arch, "model": model.state_dict(), "crop_rule": CropRule().to_dict(), "config": {}}
+    save_atomic(ckpt, tmp_path / "c.pt")
+    onnx_path = export_checkpoint(tmp_path / "c.pt", tmp_path / f"{arch}.onnx", use_ema=False, data_info={})
+    assert KeypointModel(onnx_path).metadata["arch"] == arch

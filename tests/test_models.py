@@ -35,6 +35,42 @@ def test_pip_decode_reads_the_best_cell_and_its_offset():
     assert kp[1].item() == pytest.approx((3 + 0.75) * stride - 0.5)
 
 
+def test_soft_window_decode_averages_the_cells_around_the_best_one():
+    from facekeypoints.models.compact import PIPNet
+
+    model = PIPNet(96, window=1)
+    stride, h = model.stride, 96 // model.stride
+    raw = torch.zeros(1, 204, h, h)
+    raw[0, :68] = -50.0  # every cell unlikely...
+    raw[0, 0, 4, 4] = 20.0  # ...but one: the soft decode is the hard one
+    raw[0, 68, 4, 4], raw[0, 136, 4, 4] = 0.5, 0.5
+    raw[0, 1, 2, 5] = raw[0, 1, 2, 6] = 20.0  # two equal neighbours: the midpoint of their positions
+    raw[0, 68 + 1, 2, 5], raw[0, 68 + 1, 2, 6] = 0.2, 0.4
+    raw[0, 2, 0, 0] = 20.0  # a corner cell: neighbours outside the grid are ignored
+    kp = model.decode(raw)[0]
+    assert kp[0].tolist() == pytest.approx([4.5 * stride - 0.5, 4.5 * stride - 0.5], abs=1e-4)
+    assert kp[1, 0].item() == pytest.approx(((5 + 0.2) + (6 + 0.4)) / 2 * stride - 0.5, abs=1e-4)
+    assert kp[1, 1].item() == pytest.approx(2 * stride - 0.5, abs=1e-4)
+    assert kp[2].tolist() == pytest.approx([-0.5, -0.5], abs=1e-4)
+
+
+def test_point_loss_reaches_scores_and_offsets():
+    from facekeypoints.training.losses import pip_loss
+
+    torch.manual_seed(0)
+    model = models.create("pip-s2")
+    h = model.input_size // model.stride
+    raw = torch.randn(2, 204, h, h, requires_grad=True)
+    target = torch.rand(2, 68, 2) * (model.input_size - 1)
+    base, parts = pip_loss(model, raw, target, point_weight=0.0)
+    loss, parts = pip_loss(model, raw, target, point_weight=5.0)
+    assert "point_l1" in parts and loss.item() == pytest.approx(base.item() + 5.0 * parts["point_l1"], rel=1e-5)
+    extra = loss - base  # the point term alone
+    (grad,) = torch.autograd.grad(extra, raw)
+    assert extra.item() > 0
+    assert grad[:, :68].abs().sum() > 0 and grad[:, 68:].abs().sum() > 0
+
+
 def test_unknown_architecture_lists_valid_names():
     with pytest.raises(ModelError, match="pip-s"):
         models.create("nope")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import add_detector_arguments, detector_from_args
+
 HELP = "cut out faces aligned by their eyes"
 
 
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for <stem>_face<i>.png, i = 0, 1, ... in the detector's order (default: %(default)s)",
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
-    parser.add_argument("--detector", metavar="NAME", help="face detector name (default: the library's default)")
+    add_detector_arguments(parser)
 
 
 def _stems(photos: list[str]) -> list[str]:
@@ -51,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {args.out}: exists and is not a folder")
     inputs = [Path(p) for p in args.photos]
-    kwargs = {"detector": args.detector} if args.detector else {}
-    detector = FaceKeypointDetector(model=args.model, **kwargs)
+    detector = FaceKeypointDetector(model=args.model, detector=detector_from_args(args))
 
     failed = 0
     for photo, stem in zip(args.photos, _stems(args.photos)):

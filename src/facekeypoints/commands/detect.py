@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..outputs import IMAGE_SUFFIXES, name_file, same_file, save_image
+from . import add_detector_arguments
 
 HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
@@ -43,7 +45,7 @@ CSV_COLUMNS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..detectors import DEFAULT_DETECTOR, available_detectors
+    from ..detectors import DEFAULT_DETECTOR
 
     parser.add_argument(
         "photos", nargs="+", metavar="PATH", help="image files (JPEG, PNG, ...) and folders (searched recursively)"
@@ -60,11 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="annotated picture: a file (.png, .jpg) for one photo, else a folder getting <stem>_keypoints.png",
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
-    parser.add_argument(
-        "--detector",
-        default=DEFAULT_DETECTOR,
-        help=f"face detector: {', '.join(available_detectors())} (default: {DEFAULT_DETECTOR})",
-    )
+    add_detector_arguments(parser, default=DEFAULT_DETECTOR)
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
     parser.add_argument(
         "--workers",
@@ -160,6 +158,7 @@ class _Config:
     detector: str
     refine: bool
     threads: int | None
+    min_face: float | None = None
 
 
 _DETECTOR: Any = None
@@ -175,9 +174,13 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
         if config.threads:
             # before the face detector's OpenMP runtime starts: N workers must not each use every core
             os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+    from ..detectors import create_detector
     from ..pipeline import FaceKeypointDetector
 
-    kwargs: dict[str, Any] = {"model": config.model, "detector": config.detector, "refine": config.refine}
+    detector: Any = config.detector
+    if config.min_face is not None:
+        detector = create_detector(config.detector, min_face=config.min_face)
+    kwargs: dict[str, Any] = {"model": config.model, "detector": detector, "refine": config.refine}
     if config.threads:
         kwargs["threads"] = config.threads
     _DETECTOR = FaceKeypointDetector(**kwargs)
@@ -211,7 +214,7 @@ def _results(jobs: list[tuple[str, str | None]], config: _Config, workers: int) 
     The detector is built here first (so a bad model fails at once, with its own message),
     then, with ``workers`` > 1, once more in each worker process.
     """
-    _init_worker(_Config(config.model, config.detector, config.refine, None))
+    _init_worker(dataclasses.replace(config, threads=None))
     yield _DETECTOR.model_info()
     if workers <= 1:
         for job in jobs:
@@ -355,6 +358,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.detector not in available_detectors():
         raise InputError(f"unknown face detector {args.detector!r}; valid names: {', '.join(available_detectors())}")
+    if args.min_face is not None and not args.min_face > 0:
+        raise InputError(f"--min-face must be a positive number of pixels, got {args.min_face}")
     if args.workers < 0:
         raise InputError(f"--workers must be 0 (one per CPU) or more, got {args.workers}")
     workers = args.workers or os.cpu_count() or 1
@@ -390,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
 
     workers = max(1, min(workers, len(jobs)))
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    config = _Config(args.model, args.detector, not args.no_refine, threads)
+    config = _Config(args.model, args.detector, not args.no_refine, threads, args.min_face)
     sinks: dict[str, _Sink] = {}
     images: list[dict] = []
     errors: list[dict] = []

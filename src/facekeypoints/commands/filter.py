@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from . import add_detector_arguments, detector_from_args
+
 HELP = "put an overlay (sunglasses, moustache, any picture) on every face"
 
 
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default=".", metavar="DIR", help="folder for the <stem>_<filter>.png pictures (default: current)"
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
-    parser.add_argument("--detector", metavar="NAME", help="face detector (default: the pipeline's default)")
+    add_detector_arguments(parser)
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
 
 
@@ -62,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.images]
     outputs = output_paths(args.images, out_dir, _label(flt.name))
 
-    options = {"detector": args.detector} if args.detector else {}
-    detector = FaceKeypointDetector(model=args.model, refine=not args.no_refine, **options)
+    detector = FaceKeypointDetector(model=args.model, refine=not args.no_refine, detector=detector_from_args(args))
     failed = 0
     for image, out in zip(args.images, outputs):
         try:

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import add_detector_arguments, detector_from_args
+
 HELP = "landmarks on a video file or webcam, tracked and smoothed"
 
 
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose", action="store_true", help="draw each face's head-pose axes on --out")
     parser.add_argument("--no-landmarks", action="store_true", help="do not draw landmarks and boxes on --out")
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
-    parser.add_argument("--detector", metavar="NAME", help="face detector name (default: the library's default)")
+    add_detector_arguments(parser)
     parser.add_argument(
         "--detect-every",
         type=int,
@@ -130,8 +132,7 @@ def run(args: argparse.Namespace) -> int:
     apply_filter = _load_filter(args.filter) if args.filter else None
 
     source = open_video(args.src)
-    kwargs = {"detector": args.detector} if args.detector else {}
-    detector = FaceKeypointDetector(model=args.model, **kwargs)
+    detector = FaceKeypointDetector(model=args.model, detector=detector_from_args(args))
     options = dataclasses.replace(TrackerOptions(), detect_every=args.detect_every, smoothing=smoothing, fps=source.fps)
     tracker = Tracker(detector, options)
 

@@ -37,8 +37,10 @@ class HaarDetector(FaceDetector):
     """Viola-Jones frontal faces: fast and dependency-free, weak on profiles.
 
     Runs on a grayscale, histogram-equalised copy, downscaled so its longer
-    side is at most ``max_side`` pixels. Scores are the cascade's last-stage
-    weights (unbounded; roughly, above 0 means confident).
+    side is at most ``max_side`` pixels. Faces smaller than ``min_size`` pixels in
+    that copy, or (when given) ``min_face`` pixels in the original, are not looked
+    for. Scores are the cascade's last-stage weights (unbounded; roughly, above 0
+    means confident).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class HaarDetector(FaceDetector):
         min_size: int = 30,
         max_side: int = 1280,
         min_score: float | None = None,
+        min_face: float | None = None,
     ):
         if not hasattr(cv2, "CascadeClassifier"):
             raise ModelError("this OpenCV build has no CascadeClassifier; install opencv-python-headless<5")
@@ -60,6 +63,9 @@ class HaarDetector(FaceDetector):
         self.min_size = int(min_size)
         self.max_side = int(max_side)
         self.min_score = min_score
+        if min_face is not None and not float(min_face) > 0:
+            raise ValueError(f"min_face must be > 0, got {min_face}")
+        self.min_face = None if min_face is None else float(min_face)
         self.calibration = HAAR_CALIBRATION
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,13 +79,16 @@ class HaarDetector(FaceDetector):
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
-        if min(gray.shape) < self.min_size:
+        min_size = self.min_size
+        if self.min_face is not None:  # original pixels -> the searched copy, at least the cascade's 24 px window
+            min_size = max(24, int(self.min_face * scale))
+        if min(gray.shape) < min_size:
             return empty_detections()
         rects, _levels, weights = self._cascade.detectMultiScale3(
             gray,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
+            minSize=(min_size, min_size),
             outputRejectLevels=True,
         )
         if len(rects) == 0:

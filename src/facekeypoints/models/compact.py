@@ -2,10 +2,13 @@
 
 PIP ("pixel-in-pixel") head: on a stride-``s`` grid, each landmark gets a
 score map (which cell holds it) and an x/y offset map (where inside that cell,
-in cell units). Decoding takes the best cell and adds its offset; training
-(see ``training/losses.py``) uses a softmax over cells and an L1 loss on
-offsets in a 3x3 neighbourhood of the true cell, so a neighbouring argmax still
-lands close.
+in cell units). Decoding takes the best cell and adds its offset, or (``window=1``) averages
+the cell-plus-offset positions of the 3x3 cells around the best one, weighted
+by a softmax of their scores, so the result moves smoothly between cells and
+a loss on it reaches scores and offsets alike. Training (see
+``training/losses.py``) uses a softmax over cells, an L1 loss on offsets in a
+3x3 neighbourhood of the true cell, and optionally an L1 loss on the decoded
+points.
 """
 
 from __future__ import annotations
@@ -21,10 +24,19 @@ from .blocks import Normalize, conv_bn, stage
 class PIPNet(nn.Module):
     head = "pip"
 
-    def __init__(self, input_size: int = 96, widths=(16, 24, 48, 96), depths=(2, 3, 2), expand: int = 3, gray=False):
+    def __init__(
+        self,
+        input_size: int = 96,
+        widths=(16, 24, 48, 96),
+        depths=(2, 3, 2),
+        expand: int = 3,
+        gray=False,
+        window: int = 0,
+    ):
         super().__init__()
         self.input_size = input_size
         self.stride = 8
+        self.window = window  #: 0: best cell only; 1: softmax-weighted 3x3 cells around it
         w0, w1, w2, w3 = widths
         self.stem = nn.Sequential(Normalize(gray=gray), conv_bn(1 if gray else 3, w0, 3, 2))  # /2
         self.s4 = stage(w0, w1, depths[0], 2, expand)  # /4
@@ -46,22 +58,45 @@ class PIPNet(nn.Module):
         scores = raw[:, :68].reshape(n, 68, h * w)
         offsets = raw[:, 68:].reshape(n, 2, 68, h * w)
         idx = scores.argmax(dim=2, keepdim=True)  # (N, 68, 1)
-        ox = torch.gather(offsets[:, 0], 2, idx).squeeze(2)
-        oy = torch.gather(offsets[:, 1], 2, idx).squeeze(2)
-        idx = idx.squeeze(2)
-        cx = (idx % w).to(raw.dtype)
-        cy = torch.div(idx, w, rounding_mode="floor").to(raw.dtype)
+        cx = idx % w
+        cy = torch.div(idx, w, rounding_mode="floor")
+        if self.window:
+            r = torch.arange(-self.window, self.window + 1, device=raw.device)
+            dy, dx = torch.meshgrid(r, r, indexing="ij")
+            nx = cx + dx.reshape(1, 1, -1)  # (N, 68, K) neighbouring cells
+            ny = cy + dy.reshape(1, 1, -1)
+            inside = (nx >= 0) & (nx < w) & (ny >= 0) & (ny < h)
+            cx, cy = nx.clamp(0, w - 1), ny.clamp(0, h - 1)
+            idx = cy * w + cx
+            logits = torch.gather(scores, 2, idx).masked_fill(~inside, -1e4)
+            weight = torch.softmax(logits, dim=2)
+        ox = torch.gather(offsets[:, 0], 2, idx)
+        oy = torch.gather(offsets[:, 1], 2, idx)
         s = float(self.stride)
         # Cell (i, j) covers crop pixels [j*s - 0.5, (j+1)*s - 0.5) in x (pixel-centre origin).
-        x = (cx + ox) * s - 0.5
-        y = (cy + oy) * s - 0.5
-        return torch.stack([x, y], dim=2)
+        x = (cx.to(raw.dtype) + ox) * s - 0.5
+        y = (cy.to(raw.dtype) + oy) * s - 0.5
+        if self.window:
+            return torch.stack([(x * weight).sum(2), (y * weight).sum(2)], dim=2)
+        return torch.stack([x.squeeze(2), y.squeeze(2)], dim=2)
 
 
 @register("pip-s")
 def pip_s() -> nn.Module:
     """~96x96 RGB, stride-8 PIP head."""
     return PIPNet(96)
+
+
+@register("pip-s2")
+def pip_s2() -> nn.Module:
+    """pip-s with the soft 3x3 decode."""
+    return PIPNet(96, window=1)
+
+
+@register("pip-s2d")
+def pip_s2d() -> nn.Module:
+    """EXPERIMENT: pip-s2 with a deeper trunk."""
+    return PIPNet(96, depths=(2, 4, 3), window=1)
 
 
 @register("pip-m")

@@ -27,6 +27,7 @@ class TrainConfig:
     crop_scale: float = 1.25  #: crop side / tight keypoint box side
     ema: float = 0.998  #: decay of the weight moving average used for validation and export (0 = off)
     offset_weight: float = 5.0  #: PIP head: weight of the offset L1 against the cell cross-entropy
+    point_weight: float = 0.0  #: PIP head: weight of an L1 loss on the decoded points (cell units)
     rotate_deg: float = 15.0
     scale_jitter: float = 0.08
     shift: float = 0.05

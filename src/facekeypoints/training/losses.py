@@ -29,8 +29,13 @@ def regression_loss(model, raw: torch.Tensor, target: torch.Tensor) -> tuple[tor
 _NEIGHBOURS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 
-def pip_loss(model, raw: torch.Tensor, target: torch.Tensor, offset_weight: float = 5.0) -> tuple[torch.Tensor, dict]:
-    """Cell classification (softmax over the grid) + L1 offsets in the 3x3 cells around the truth."""
+def pip_loss(
+    model, raw: torch.Tensor, target: torch.Tensor, offset_weight: float = 5.0, point_weight: float = 0.0
+) -> tuple[torch.Tensor, dict]:
+    """Cell classification (softmax over the grid) + L1 offsets in the 3x3 cells around the truth.
+
+    ``point_weight`` adds an L1 loss on the decoded points, in cell units (crop pixels / stride).
+    """
     n, _, h, w = raw.shape
     s = float(model.stride)
     u = (target[..., 0] + 0.5) / s  # continuous cell coordinates
@@ -54,11 +59,16 @@ def pip_loss(model, raw: torch.Tensor, target: torch.Tensor, offset_weight: floa
         weight_total += wt
     l1 = l1_total / weight_total
     loss = ce + offset_weight * l1
-    return loss, {"ce": float(ce.detach()), "offset_l1": float(l1.detach())}
+    parts = {"ce": float(ce.detach()), "offset_l1": float(l1.detach())}
+    if point_weight:
+        point = (model.decode(raw) - target).abs().sum(dim=2).mean() / s
+        loss = loss + point_weight * point
+        parts["point_l1"] = float(point.detach())
+    return loss, parts
 
 
-def loss_for(model, offset_weight: float = 5.0):
-    """The loss function matching ``model.head`` (``offset_weight`` applies to the PIP head)."""
+def loss_for(model, offset_weight: float = 5.0, point_weight: float = 0.0):
+    """The loss function matching ``model.head`` (the weights apply to the PIP head)."""
     if model.head == "pip":
-        return lambda m, raw, target: pip_loss(m, raw, target, offset_weight=offset_weight)
+        return lambda m, raw, target: pip_loss(m, raw, target, offset_weight=offset_weight, point_weight=point_weight)
     return regression_loss
