@@ -72,6 +72,17 @@ def test_train_writes_checkpoints_config_and_history(tiny_data, tmp_path):
     assert train(_cfg(tiny_data, tmp_path / "runs", epochs=1)) == tmp_path / "runs" / "2"
 
 
+def test_without_validation_best_is_the_latest(tiny_data, tmp_path):
+    """--val-fraction 0 trains on every face; best.pt is then the last epoch's weights."""
+    run = train(_cfg(tiny_data, tmp_path / "runs", val_fraction=0.0))
+    history = json.loads((run / "history.json").read_text())
+    assert [h["val_nme"] for h in history] == [None, None]
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert best["epoch"] == last["epoch"] == 2
+    for k, v in last["ema"].items():
+        assert torch.equal(v, best["ema"][k]), k
+
+
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path):
     """SIGKILL a run mid-way; --resume ends with exactly the weights of a run never stopped."""
     reference = train(_cfg(tiny_data, tmp_path / "ref", epochs=3))

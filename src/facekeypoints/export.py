@@ -93,7 +93,7 @@ def export_checkpoint(
         "crop_rule": ckpt["crop_rule"],
         "weights": "ema" if key == "ema" else "raw",
         "epochs_trained": ckpt.get("epoch"),
-        "best_val_nme": ckpt.get("best_val_nme"),
+        "best_val_nme": _finite_or_none(ckpt.get("best_val_nme")),
         "training_command": ckpt.get("command", ""),
         "training_config": ckpt.get("config", {}),
         "data": data_info or {},
@@ -114,6 +114,11 @@ def export_checkpoint(
         if diff > 0.01:
             raise ModelError(f"{out}: ONNX output differs from torch by {diff:.4f} px")
     return out
+
+
+def _finite_or_none(x) -> float | None:
+    """A number JSON can hold, or None (a run without validation has no best NME)."""
+    return float(x) if x is not None and np.isfinite(x) else None
 
 
 def _describe_data(path: str) -> dict:

@@ -268,20 +268,22 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
                 {
                     "epoch": epoch + 1,
                     "loss": float(np.mean(losses)) if losses else None,
-                    "val_nme": val,
+                    "val_nme": None if math.isnan(val) else val,
                     "seconds": round(time.monotonic() - t0, 2),
                     "elapsed": round(time.monotonic() - started, 1),  # wall seconds since this process started
                 }
             )
-            improved = val < best
-            if improved:
+            # without a validation split (--val-fraction 0) the latest weights are the best we know
+            improved = val < best or math.isnan(val)
+            if improved and not math.isnan(val):
                 best = val
             save(epoch + 1, 0, best_too=improved)
             last_save = time.monotonic()
             (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+            val_text = "no validation" if math.isnan(val) else f"val NME {val:.3f}% (best {best:.3f}%)"
             print(
-                f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f} val NME {val:.3f}% "
-                f"(best {best:.3f}%) {history[-1]['seconds']:.1f}s",
+                f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f} {val_text} "
+                f"{history[-1]['seconds']:.1f}s",
                 file=sys.stderr,
                 flush=True,
             )
