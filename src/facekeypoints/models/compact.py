@@ -32,6 +32,7 @@ class PIPNet(nn.Module):
         expand: int = 3,
         gray=False,
         window: int = 0,
+        head_width: int | None = None,
     ):
         super().__init__()
         self.input_size = input_size
@@ -43,8 +44,9 @@ class PIPNet(nn.Module):
         self.s8 = stage(w1, w2, depths[1], 2, expand)  # /8
         self.s16 = stage(w2, w3, depths[2], 2, expand)  # /16
         self.lateral = conv_bn(w3, w2, 1)
-        self.fuse = nn.Sequential(conv_bn(w2, w2, 3, groups=w2), conv_bn(w2, w2 * 2, 1))
-        self.head_out = nn.Conv2d(w2 * 2, 68 * 3, 1)
+        hw = head_width or w2 * 2
+        self.fuse = nn.Sequential(conv_bn(w2, w2, 3, groups=w2), conv_bn(w2, hw, 1))
+        self.head_out = nn.Conv2d(hw, 68 * 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.s4(self.stem(x))
@@ -83,20 +85,14 @@ class PIPNet(nn.Module):
 
 @register("pip-s")
 def pip_s() -> nn.Module:
-    """~96x96 RGB, stride-8 PIP head."""
+    """96x96 RGB, stride-8 PIP head, best-cell decode (the architecture of bundled model v1)."""
     return PIPNet(96)
 
 
 @register("pip-s2")
 def pip_s2() -> nn.Module:
-    """pip-s with the soft 3x3 decode."""
-    return PIPNet(96, window=1)
-
-
-@register("pip-s2d")
-def pip_s2d() -> nn.Module:
-    """EXPERIMENT: pip-s2 with a deeper trunk."""
-    return PIPNet(96, depths=(2, 4, 3), window=1)
+    """96x96 RGB: pip-s's trunk one block deeper at stride 8 and 16, a 64-wide head, the soft 3x3 decode."""
+    return PIPNet(96, depths=(2, 4, 3), window=1, head_width=64)
 
 
 @register("pip-m")
