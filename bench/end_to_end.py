@@ -151,12 +151,22 @@ def main(argv: list[str] | None = None) -> int:
             if det == DEFAULT_DETECTOR and refine == default_refine:
                 continue
             fk = FaceKeypointDetector(args.model, detector=det, refine=refine, threads=1)
-            label = "refine" if refine else "single pass, calibrated box"
+            label = "refine + flip" if refine else "single pass + flip, calibrated box"
             rows.append(accuracy_row(f"facekeypoints + {det}, {label}", fk, test, detector=det, refine=refine))
+    no_flip = FaceKeypointDetector(args.model, refine=default_refine, flip=False, threads=1)
+    rows.append(
+        accuracy_row(
+            f"facekeypoints + {DEFAULT_DETECTOR}, default without flip",
+            no_flip,
+            test,
+            detector=DEFAULT_DETECTOR,
+            refine=default_refine,
+        )
+    )
     rows.append(
         accuracy_row(
             "facekeypoints, gt boxes (landmark model alone)",
-            FaceKeypointDetector(args.model, refine=False, threads=1),
+            FaceKeypointDetector(args.model, refine=False, flip=False, threads=1),
             test,
             protocol="gt",
             detector=None,

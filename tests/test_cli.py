@@ -31,8 +31,8 @@ class FakeFace:
 class FakeDetector:
     """Stands in for the ONNX pipeline: one face filling the middle half of any image."""
 
-    def __init__(self, model=None, detector="yunet", refine=True, threads=None):
-        self.model, self.detector_name, self.refine = model, detector, refine
+    def __init__(self, model=None, detector="yunet", refine=True, threads=None, flip=True):
+        self.model, self.detector_name, self.refine, self.flip = model, detector, refine, flip
 
     def __call__(self, image):
         rgb = load_image(image)
@@ -43,7 +43,8 @@ class FakeDetector:
         return [FakeFace(np.array([x0, y0, x0 + side, y0 + side], np.float32), 0.75, kps)]
 
     def model_info(self) -> dict:
-        return {"name": "fake", "version": "0", "detector": self.detector_name, "refine": self.refine}
+        info = {"name": "fake", "version": "0", "detector": self.detector_name}
+        return info | {"refine": self.refine, "flip": self.flip}
 
 
 @pytest.fixture
@@ -139,6 +140,16 @@ def test_detect_writes_json(tmp_path, capsys, fake_pipeline):
     assert len(face["box"]) == 4 and isinstance(face["score"], float)
     assert np.asarray(face["keypoints"]).shape == (68, 2)
     assert not list(out_json.parent.glob("*.tmp")), "no temporary files left behind"
+
+
+def test_detect_no_refine_no_flip_reach_the_pipeline(tmp_path, capsys, fake_pipeline):
+    photo = write_photo(tmp_path / "p.png")
+    out = tmp_path / "r.json"
+    assert cli.main(["detect", str(photo), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["model"]["flip"] is True
+    assert cli.main(["detect", str(photo), "--json", str(out), "--no-flip", "--no-refine"]) == 0
+    model = json.loads(out.read_text())["model"]
+    assert model["flip"] is False and model["refine"] is False
 
 
 def test_detect_json_to_stdout(tmp_path, capsys, fake_pipeline):

@@ -7,6 +7,6 @@
 from .image_io import load_image
 from .pipeline import Face, FaceKeypointDetector
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["FaceKeypointDetector", "Face", "load_image", "__version__"]

@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser, default=DEFAULT_DETECTOR)
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
+    parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
     parser.add_argument(
         "--workers",
         type=int,
@@ -159,6 +160,7 @@ class _Config:
     refine: bool
     threads: int | None
     min_face: float | None = None
+    flip: bool = True
 
 
 _DETECTOR: Any = None
@@ -180,7 +182,7 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
     detector: Any = config.detector
     if config.min_face is not None:
         detector = create_detector(config.detector, min_face=config.min_face)
-    kwargs: dict[str, Any] = {"model": config.model, "detector": detector, "refine": config.refine}
+    kwargs: dict[str, Any] = {"model": config.model, "detector": detector, "refine": config.refine, "flip": config.flip}
     if config.threads:
         kwargs["threads"] = config.threads
     _DETECTOR = FaceKeypointDetector(**kwargs)
@@ -395,7 +397,7 @@ def run(args: argparse.Namespace) -> int:
 
     workers = max(1, min(workers, len(jobs)))
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    config = _Config(args.model, args.detector, not args.no_refine, threads, args.min_face)
+    config = _Config(args.model, args.detector, not args.no_refine, threads, args.min_face, not args.no_flip)
     sinks: dict[str, _Sink] = {}
     images: list[dict] = []
     errors: list[dict] = []

@@ -1,7 +1,7 @@
 """``facekeypoints evaluate``: accuracy of a keypoint model on the Udacity test (or validation) faces.
 
 ``facekeypoints evaluate [--data PATH] [--split test|val] [--model FILE.onnx] [--protocol gt|detector]
-[--refine/--no-refine] [--out DIR] [--limit N]``
+[--refine/--no-refine] [--flip/--no-flip] [--out DIR] [--limit N]``
 
 Writes ``report.json`` and ``ced.png`` into the output folder (``runs/evaluate/N`` by
 default, the first ``N`` not taken) and prints a short table. The protocols are those of
@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="second pass re-cropped from the first pass's landmarks (default: off for 'gt', whose box already "
         "comes from the truth, on for 'detector')",
+    )
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also read the mirrored crop in the last pass and average (default: off for 'gt', which measures "
+        "the landmark model alone, on for 'detector', as the pipeline runs)",
     )
     parser.add_argument(
         "--out",
@@ -193,13 +200,15 @@ def _make_out(out: str | None) -> Path:
     return path
 
 
-def make_detector(model: str | None, refine: bool | None) -> Any:
-    """The pipeline detector for ``--model`` / ``--refine`` (``None`` keeps its defaults)."""
+def make_detector(model: str | None, refine: bool | None, flip: bool | None = None) -> Any:
+    """The pipeline detector for ``--model`` / ``--refine`` / ``--flip`` (``None`` keeps its defaults)."""
     from ..pipeline import FaceKeypointDetector
 
     kwargs: dict[str, Any] = {"model": model}
     if refine is not None:
         kwargs["refine"] = refine
+    if flip is not None:
+        kwargs["flip"] = flip
     return FaceKeypointDetector(**kwargs)
 
 
@@ -235,7 +244,9 @@ def run(args: argparse.Namespace) -> int:
     _check_out(args.out)  # fail before the long part; the folder is made once there is something to write
     if args.refine is None:
         args.refine = args.protocol == "detector"
-    detector = make_detector(args.model, args.refine)
+    if args.flip is None:
+        args.flip = args.protocol == "detector"
+    detector = make_detector(args.model, args.refine, args.flip)
     progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     report, errors = evaluate_dataset(detector, samples, args.protocol, progress=progress, total=total)
     refine = args.refine if args.refine is not None else getattr(detector, "refine", None)
@@ -245,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
             "data": str(data),
             "model": str(args.model) if args.model is not None else "bundled",
             "refine": refine if isinstance(refine, bool) else None,
+            "flip": args.flip,
             "limit": args.limit,
         }
     )

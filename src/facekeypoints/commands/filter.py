@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser)
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
+    parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
 
 
 def _label(name: str) -> str:
@@ -64,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.images]
     outputs = output_paths(args.images, out_dir, _label(flt.name))
 
-    detector = FaceKeypointDetector(model=args.model, refine=not args.no_refine, detector=detector_from_args(args))
+    detector = FaceKeypointDetector(
+        model=args.model, refine=not args.no_refine, flip=not args.no_flip, detector=detector_from_args(args)
+    )
     failed = 0
     for image, out in zip(args.images, outputs):
         try:

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     parser.add_argument("--detector", help="face detector name (default: the pipeline's default)")
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
+    parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
     parser.add_argument(
         "--max-upload-mb",
         type=float,
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             model=os.path.abspath(args.model) if args.model else None,
             detector=args.detector,
             refine=not args.no_refine,
+            flip=not args.no_flip,
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
             max_pixels=int(args.max_megapixels * 1e6),
             timeout_s=args.timeout,

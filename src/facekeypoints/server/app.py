@@ -123,6 +123,7 @@ class ModelOut(BaseModel):
     input_size: int
     detector: str
     refine: bool
+    flip: bool = True
 
 
 class LandmarksOut(BaseModel):
@@ -186,7 +187,7 @@ class Engine:
         self.config = config
         # ``model``: an already loaded KeypointModel to share (tests); else ``config.model`` is loaded.
         self.model = model if model is not None else KeypointModel(config.model, threads=1)
-        self._detector_kwargs: dict[str, Any] = {"refine": config.refine}
+        self._detector_kwargs: dict[str, Any] = {"refine": config.refine, "flip": config.flip}
         if config.detector:
             self._detector_kwargs["detector"] = config.detector
         # Build one detector now so a bad detector name or model fails at start-up, not per request.

@@ -197,6 +197,7 @@ class ServerConfig:
     model: str | None = None
     detector: str | None = None
     refine: bool = True
+    flip: bool = True  #: also read the mirrored crop in the last pass (see FaceKeypointDetector)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_PIXELS
     timeout_s: float = 20.0
@@ -242,7 +243,7 @@ class ServerConfig:
                 continue
             if f.name == "cors_origins":
                 kwargs[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
-            elif f.name == "refine":
+            elif f.name in ("refine", "flip"):
                 kwargs[f.name] = raw.strip().lower() not in ("0", "false", "no", "off", "")
             elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue"):
                 kwargs[f.name] = int(raw)
