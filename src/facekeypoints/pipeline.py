@@ -62,6 +62,9 @@ class FaceKeypointDetector:
 
     ``model`` is a path to an exported ``.onnx`` (with its ``.json``) or None for
     the bundled one; ``detector`` a registered face-detector name or object.
+    ``refine``: a second pass re-cropped from the first pass's landmarks, eyes levelled.
+    ``flip``: the last pass also reads the mirrored crop and averages (one more model
+    run per face). ``threads``: ONNX Runtime threads (None: its default).
     """
 
     def __init__(
