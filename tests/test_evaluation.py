@@ -322,9 +322,9 @@ def udacity(tmp_path, monkeypatch):
     table = {i: kps.astype(np.float32) for i, kps in enumerate(names.values())}
     created = []
 
-    def fake_make_detector(model, refine):
+    def fake_make_detector(model, refine, flip=None):
         det = FakeDetector(table, shifts={1: 5.0}, refine=True if refine is None else refine)
-        created.append((model, refine))
+        created.append((model, refine, flip))
         return det
 
     monkeypatch.setattr(cmd, "make_detector", fake_make_detector)
@@ -345,8 +345,9 @@ def test_command_writes_report_and_plot(udacity, capsys):
     assert report["n_faces"] == 3 and report["split"] == "test" and report["protocol"] == "gt"
     assert report["nme_mean"] == pytest.approx(10.0 / 3, abs=1e-2)  # only face 1 is shifted by 5 px
     assert report["model"] == "bundled" and report["refine"] is False  # gt protocol: single pass by default
+    assert report["flip"] is False  # and the model alone: no mirrored crop
     assert Path("out1/ced.png").read_bytes()[:4] == b"\x89PNG"
-    assert created == [(None, False)]
+    assert created == [(None, False, False)]
     out = capsys.readouterr().out
     assert "NME_io" in out and "out1" in out
 
@@ -367,11 +368,11 @@ def test_command_auto_numbers_and_options(udacity):
     assert not any(Path("runs/evaluate/1").iterdir())
     first = json.loads(Path("runs/evaluate/2/report.json").read_text())
     assert first["protocol"] == "detector" and first["n_faces"] == 2 and first["detection_rate"] == 100.0
-    assert first["refine"] is False and first["limit"] == 2
+    assert first["refine"] is False and first["flip"] is True and first["limit"] == 2  # detector: as the pipeline
     second = json.loads(Path("runs/evaluate/3/report.json").read_text())
     assert second["split"] == "val" and second["n_faces"] == 2  # one of ten people, two faces each
     assert (Path("runs/evaluate/3/ced.png")).is_file()
-    assert created == [(None, False), (None, False)]  # gt protocol defaults to a single pass
+    assert created == [(None, False, True), (None, False, False)]  # gt protocol: a single pass, no flip
 
 
 def test_command_input_errors(udacity, tmp_path):
