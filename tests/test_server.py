@@ -173,9 +173,16 @@ def test_sniff_refuses_over_40_megapixels_from_the_header(header):
 
 def test_config_round_trips_through_environment():
     cfg = ServerConfig(
-        model="/m.onnx", refine=False, max_upload_bytes=123, timeout_s=1.5, threads=3, cors_origins=("http://a", "b")
+        model="/m.onnx",
+        refine=False,
+        flip=False,
+        max_upload_bytes=123,
+        timeout_s=1.5,
+        threads=3,
+        cors_origins=("http://a", "b"),
     )
     assert ServerConfig.from_env(cfg.to_env()) == cfg
+    assert cfg.to_env()["FACEKEYPOINTS_SERVE_FLIP"] == "0"
     assert ServerConfig.from_env({}) == ServerConfig()
     with pytest.raises(ValueError):
         ServerConfig(threads=0)
