@@ -18,7 +18,7 @@ import numpy as np
 from .detectors import FaceDetector, create_detector
 from .geometry import apply_affine, box_crop_matrix, invert_affine, keypoints_crop_matrix, warp
 from .image_io import ImageLike, load_image
-from .landmarks import FLIP_PERMUTATION
+from .landmarks import flip_keypoints
 from .pose import head_pose
 from .runtime import KeypointModel
 
@@ -116,9 +116,7 @@ class FaceKeypointDetector:
         crops = np.stack([warp(rgb, m, size) for m in matrices])
         if flip:  # the mirrored crops in the same batch; their points mirrored back and re-indexed
             both = self.model.predict(np.concatenate([crops, crops[:, :, ::-1]]))
-            mirrored = both[len(crops) :][:, FLIP_PERMUTATION]
-            mirrored[..., 0] = (size - 1) - mirrored[..., 0]
-            pred = (both[: len(crops)] + mirrored) / 2.0
+            pred = (both[: len(crops)] + flip_keypoints(both[len(crops) :], size)) / 2.0
         else:
             pred = self.model.predict(crops)
         return np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(pred, matrices)])
