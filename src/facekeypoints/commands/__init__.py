@@ -25,14 +25,23 @@ def add_detector_arguments(parser: argparse.ArgumentParser, default: str | None 
     )
 
 
-def detector_from_args(args: argparse.Namespace):
-    """What ``FaceKeypointDetector(detector=...)`` should get: a name, or a detector built with ``--min-face``."""
-    from ..detectors import DEFAULT_DETECTOR, create_detector
+def check_min_face(min_face: float | None) -> None:
+    """One-line error unless ``--min-face`` is absent or a positive number of pixels."""
     from ..errors import InputError
 
-    name = args.detector or DEFAULT_DETECTOR
-    if args.min_face is None:
-        return name
-    if not args.min_face > 0:
-        raise InputError(f"--min-face must be a positive number of pixels, got {args.min_face}")
-    return create_detector(name, min_face=args.min_face)
+    if min_face is not None and not min_face > 0:
+        raise InputError(f"--min-face must be a positive number of pixels, got {min_face}")
+
+
+def detector_spec(name: str | None, min_face: float | None = None):
+    """What ``FaceKeypointDetector(detector=...)`` should get: a name, or a detector built with ``min_face``."""
+    from ..detectors import DEFAULT_DETECTOR, create_detector
+
+    check_min_face(min_face)
+    name = name or DEFAULT_DETECTOR
+    return name if min_face is None else create_detector(name, min_face=min_face)
+
+
+def detector_from_args(args: argparse.Namespace):
+    """:func:`detector_spec` for the ``--detector`` and ``--min-face`` flags."""
+    return detector_spec(args.detector, args.min_face)

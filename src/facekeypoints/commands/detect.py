@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..outputs import IMAGE_SUFFIXES, name_file, same_file, save_image
-from . import add_detector_arguments
+from . import add_detector_arguments, check_min_face, detector_spec
 
 HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
@@ -176,12 +176,9 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
         if config.threads:
             # before the face detector's OpenMP runtime starts: N workers must not each use every core
             os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
-    from ..detectors import create_detector
     from ..pipeline import FaceKeypointDetector
 
-    detector: Any = config.detector
-    if config.min_face is not None:
-        detector = create_detector(config.detector, min_face=config.min_face)
+    detector = detector_spec(config.detector, config.min_face)
     kwargs: dict[str, Any] = {"model": config.model, "detector": detector, "refine": config.refine, "flip": config.flip}
     if config.threads:
         kwargs["threads"] = config.threads
@@ -360,8 +357,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.detector not in available_detectors():
         raise InputError(f"unknown face detector {args.detector!r}; valid names: {', '.join(available_detectors())}")
-    if args.min_face is not None and not args.min_face > 0:
-        raise InputError(f"--min-face must be a positive number of pixels, got {args.min_face}")
+    check_min_face(args.min_face)
     if args.workers < 0:
         raise InputError(f"--workers must be 0 (one per CPU) or more, got {args.workers}")
     workers = args.workers or os.cpu_count() or 1
