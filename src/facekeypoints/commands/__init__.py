@@ -25,6 +25,12 @@ def add_detector_arguments(parser: argparse.ArgumentParser, default: str | None 
     )
 
 
+def add_pass_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--no-refine`` and ``--no-flip``: the pipeline's optional passes, on by default."""
+    parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
+    parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
+
+
 def check_min_face(min_face: float | None) -> None:
     """One-line error unless ``--min-face`` is absent or a positive number of pixels."""
     from ..errors import InputError

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..outputs import IMAGE_SUFFIXES, name_file, same_file, save_image
-from . import add_detector_arguments, check_min_face, detector_spec
+from . import add_detector_arguments, add_pass_arguments, check_min_face, detector_spec
 
 HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
@@ -63,8 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser, default=DEFAULT_DETECTOR)
-    parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
-    parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
+    add_pass_arguments(parser)
     parser.add_argument(
         "--workers",
         type=int,

@@ -249,13 +249,12 @@ def run(args: argparse.Namespace) -> int:
     detector = make_detector(args.model, args.refine, args.flip)
     progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     report, errors = evaluate_dataset(detector, samples, args.protocol, progress=progress, total=total)
-    refine = args.refine if args.refine is not None else getattr(detector, "refine", None)
     report.update(
         {
             "split": args.split,
             "data": str(data),
             "model": str(args.model) if args.model is not None else "bundled",
-            "refine": refine if isinstance(refine, bool) else None,
+            "refine": args.refine,
             "flip": args.flip,
             "limit": args.limit,
         }

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import add_detector_arguments, detector_from_args
+from . import add_detector_arguments, add_pass_arguments, detector_from_args
 
 HELP = "put an overlay (sunglasses, moustache, any picture) on every face"
 
@@ -28,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser)
-    parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
-    parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
+    add_pass_arguments(parser)
 
 
 def _label(name: str) -> str:

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import os
 
+from . import add_pass_arguments
+
 HELP = "run the web app and JSON API (needs the [serve] extra)"
 
 
@@ -26,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     parser.add_argument("--detector", help="face detector name (default: the pipeline's default)")
-    parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
-    parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
+    add_pass_arguments(parser)
     parser.add_argument(
         "--max-upload-mb",
         type=float,
