@@ -2,8 +2,8 @@
 
     python bench/arch_latency.py [--arch pip-s pip-s2] [--repeats 5] [--out bench/results]
 
-Each model is exported to ONNX in memory with its decode (what ``facekeypoints export``
-writes) and timed in ONNX Runtime with batch 1 and one thread: the best of ``--repeats``
+Each model is exported to ONNX with its decode (``export.onnx_bytes``, what
+``facekeypoints export`` writes) and timed in ONNX Runtime with batch 1 and one thread: the best of ``--repeats``
 rounds of 500 runs, after 200 warm-up runs. Weights do not change the time, so no
 training is needed to see whether a design fits the 0.7 ms budget. Run it on a quiet
 machine: anything else on the CPU inflates every number.
@@ -12,10 +12,8 @@ machine: anything else on the CPU inflates every number.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +21,7 @@ import onnxruntime as ort
 import torch
 
 from facekeypoints import models
-
-
-def onnx_bytes(model: torch.nn.Module) -> bytes:
-    s = model.input_size
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            models.InferenceModel(model).eval(),
-            (torch.rand(1, 3, s, s) * 255.0,),
-            buf,
-            input_names=["image"],
-            output_names=["keypoints"],
-            opset_version=17,
-            dynamo=False,
-        )
-    return buf.getvalue()
+from facekeypoints.export import onnx_bytes
 
 
 def latency_ms(model: torch.nn.Module, repeats: int = 5, runs: int = 500) -> float:

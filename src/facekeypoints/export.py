@@ -23,6 +23,37 @@ from .outputs import atomic_write
 from .runtime import DEFAULT_MODEL, sha256_of
 
 
+def onnx_bytes(model) -> bytes:
+    """The ONNX graph of ``model`` with its decode (:class:`models.InferenceModel`): what runtime runs.
+
+    Input ``image`` (N, 3, S, S) float32 RGB in [0, 255], output ``keypoints`` (N, 68, 2)
+    crop pixels; N is dynamic.
+    """
+    import torch
+
+    from . import models
+
+    s = model.input_size
+    fd, tmp = tempfile.mkstemp(suffix=".onnx")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                models.InferenceModel(model.eval()).eval(),
+                (torch.rand(2, 3, s, s) * 255.0,),
+                tmp,
+                input_names=["image"],
+                output_names=["keypoints"],
+                dynamic_axes={"image": {0: "n"}, "keypoints": {0: "n"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        return Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     out: str | Path,
@@ -53,27 +84,8 @@ def export_checkpoint(
     if out.suffix != ".onnx":
         raise ModelError(f"{out}: export path must end in .onnx")
     s = model.input_size
-    x = torch.rand(2, 3, s, s) * 255.0
-    fd, tmp = tempfile.mkstemp(suffix=".onnx")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                (x,),
-                tmp,
-                input_names=["image"],
-                output_names=["keypoints"],
-                dynamic_axes={"image": {0: "n"}, "keypoints": {0: "n"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        data = Path(tmp).read_bytes()
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, data)
+    atomic_write(out, onnx_bytes(model))
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     npz = io.BytesIO()
     np.savez_compressed(npz, **state)
