@@ -397,6 +397,12 @@ def test_min_face_must_be_positive(tmp_path, capsys, verb):
     assert_one_line_error(capsys.readouterr().err, "--min-face")
 
 
+def test_serve_refuses_a_non_positive_min_face(capsys):
+    pytest.importorskip("uvicorn")
+    assert cli.main(["serve", "--min-face", "-3"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--min-face")
+
+
 def test_detect_reads_unusual_images_and_refuses_huge_ones(tmp_path, capsys, fake_pipeline):
     """16-bit PNG, CMYK JPEG and EXIF-rotated JPEG are read (rotated as viewers show it); > 40 MP is refused."""
     from test_image_io import marked_rgb, png_header_only, with_exif

@@ -100,3 +100,14 @@ def test_every_pip_variant_exports_to_matching_onnx(arch, tmp_path):
     save_atomic(ckpt, tmp_path / "c.pt")
     onnx_path = export_checkpoint(tmp_path / "c.pt", tmp_path / f"{arch}.onnx", use_ema=False, data_info={})
     assert KeypointModel(onnx_path).metadata["arch"] == arch
+
+
+def test_metadata_names_the_training_faces_the_run_used(shared_data):
+    """The Udacity zip is recognised by its sha256; the name says whether validation people were held out."""
+    from facekeypoints.export import _describe_data
+
+    zip_path = str(shared_data / "train-test-data.zip")
+    all_faces, held_out = _describe_data(zip_path, 0.0), _describe_data(zip_path, 0.1)
+    assert all_faces["sha256"] == held_out["sha256"]
+    assert "all of the training split" in all_faces["name"]
+    assert "minus the validation people" in held_out["name"]

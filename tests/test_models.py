@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -52,6 +54,25 @@ def test_soft_window_decode_averages_the_cells_around_the_best_one():
     assert kp[1, 0].item() == pytest.approx(((5 + 0.2) + (6 + 0.4)) / 2 * stride - 0.5, abs=1e-4)
     assert kp[1, 1].item() == pytest.approx(2 * stride - 0.5, abs=1e-4)
     assert kp[2].tolist() == pytest.approx([-0.5, -0.5], abs=1e-4)
+
+
+def test_window_temperature_flattens_the_weights():
+    """Scores divided by the temperature: T=2 on a 2-nat gap weighs the cells as T=1 on a 1-nat gap."""
+    from facekeypoints.models.compact import PIPNet
+
+    hot, flat = PIPNet(96, window=1), PIPNet(96, window=1, temperature=2.0)
+    stride, h = hot.stride, 96 // hot.stride
+    raw = torch.full((1, 204, h, h), -50.0)
+    raw[0, 68:] = 0.0
+    raw[0, 0, 4, 4], raw[0, 0, 4, 5] = 2.0, 0.0  # best cell, and its right-hand neighbour 2 nats lower
+    x_hot, x_flat = hot.decode(raw)[0, 0, 0].item(), flat.decode(raw)[0, 0, 0].item()
+
+    def share(gap: float) -> float:  # the neighbour's softmax weight
+        return 1.0 / (1.0 + math.exp(gap))
+
+    assert x_hot == pytest.approx((4 + share(2.0)) * stride - 0.5, abs=1e-4)
+    assert x_flat == pytest.approx((4 + share(1.0)) * stride - 0.5, abs=1e-4)
+    assert models.create("pip-s2").temperature == 2.0
 
 
 def test_point_loss_reaches_scores_and_offsets():

@@ -174,6 +174,7 @@ def test_sniff_refuses_over_40_megapixels_from_the_header(header):
 def test_config_round_trips_through_environment():
     cfg = ServerConfig(
         model="/m.onnx",
+        min_face=16.0,
         refine=False,
         flip=False,
         max_upload_bytes=123,
@@ -186,6 +187,20 @@ def test_config_round_trips_through_environment():
     assert ServerConfig.from_env({}) == ServerConfig()
     with pytest.raises(ValueError):
         ServerConfig(threads=0)
+    with pytest.raises(ValueError):
+        ServerConfig(min_face=0)
+
+
+def test_min_face_reaches_every_thread_detector(engine):
+    """``--min-face`` / FACEKEYPOINTS_SERVE_MIN_FACE: each worker thread's face detector searches that small."""
+    eng = Engine(ServerConfig(threads=2, min_face=16.0, detector="yunet"), model=engine.model)
+    try:
+        threads = eng._executor.map(lambda _: eng.detector(), range(8))
+        detectors = {id(d.detector): d.detector for d in threads}
+        assert all(d.min_face == 16.0 for d in detectors.values())
+        assert eng.detector().detector.min_face == 16.0
+    finally:
+        eng.close()
 
 
 def test_draw_and_accept_parsing():

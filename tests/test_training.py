@@ -85,11 +85,12 @@ def test_without_validation_best_is_the_latest(tiny_data, tmp_path):
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path):
     """SIGKILL a run mid-way; --resume ends with exactly the weights of a run never stopped."""
-    reference = train(_cfg(tiny_data, tmp_path / "ref", epochs=3))
+    reference = train(_cfg(tiny_data, tmp_path / "ref", epochs=3, finish_epochs=1))  # epoch 3 is a finishing one
     out = tmp_path / "killed"
     cmd = _train_cmd(
         "--data", tiny_data, "--out", out, "--arch", "pip-s", "--epochs", 3, "--batch-size", 8, "--no-progress",
         "--threads", 1, "--val-fraction", 0.15, "--warmup-epochs", 0.5, "--checkpoint-minutes", 0,
+        "--finish-epochs", 1,
     )  # fmt: skip
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = out / "1" / "last.pt"
@@ -113,6 +114,30 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data, tmp_path
     for k, v in a["model"].items():
         assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
     assert [h["epoch"] for h in b["history"]] == [1, 2, 3]
+
+
+def test_finishing_epochs_cap_the_rotation():
+    """The last ``finish_epochs`` epochs draw rotations of at most ``finish_rotate_deg``; the others the full range."""
+    import numpy as np
+
+    from facekeypoints.data.udacity import Sample
+    from facekeypoints.geometry import CropRule, eye_angle
+    from facekeypoints.training.data import AugmentedFaces, augment_config
+    from synthetic import random_face
+
+    cfg = TrainConfig(epochs=10, finish_epochs=3, rotate_deg=20.0, finish_rotate_deg=2.0, flip_prob=0.0)
+    assert [augment_config(cfg, e).rotate_deg for e in range(10)] == [20.0] * 7 + [2.0] * 3
+    assert augment_config(TrainConfig(epochs=10, finish_epochs=0), 9).rotate_deg == TrainConfig().rotate_deg
+    image, kps = random_face(0, size=160)
+    faces = AugmentedFaces([Sample("a.jpg", image, kps)] * 40, 96, CropRule(), augment_config(cfg, 0), seed=0)
+
+    def turns(epoch: int) -> np.ndarray:
+        faces.epoch, faces.aug = epoch, augment_config(cfg, epoch)
+        out = [faces[i][1].numpy() for i in range(len(faces))]
+        return np.degrees(np.abs([eye_angle(k) - eye_angle(kps) for k in out]))
+
+    assert turns(9).max() <= 2.0 + 1e-3
+    assert turns(0).max() > 10.0
 
 
 def test_torchrun_two_processes(tiny_data, tmp_path):

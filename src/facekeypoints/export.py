@@ -91,7 +91,8 @@ def export_checkpoint(
     np.savez_compressed(npz, **state)
     atomic_write(out.with_suffix(".npz"), npz.getvalue())
     if data_info is None:
-        data_info = _describe_data(ckpt.get("config", {}).get("data", ""))
+        cfg = ckpt.get("config", {})
+        data_info = _describe_data(cfg.get("data", ""), cfg.get("val_fraction", 0.1))
     meta = {
         "schema": "facekeypoints-model/v1",
         "name": name or out.stem,
@@ -133,8 +134,11 @@ def _finite_or_none(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def _describe_data(path: str) -> dict:
-    """Name and sha256 of the training data archive, when it is a file that still exists."""
+def _describe_data(path: str, val_fraction: float) -> dict:
+    """Name and sha256 of the training data archive, when it is a file that still exists.
+
+    ``val_fraction``: the share of training people the run held out (0: it trained on them all).
+    """
     info: dict = {"path": path}
     p = Path(path)
     if path and p.is_file():
@@ -142,7 +146,8 @@ def _describe_data(path: str) -> dict:
     from .data.fetch import UDACITY_SHA256
 
     if info.get("sha256") == UDACITY_SHA256:
-        info["name"] = "Udacity facial keypoints (YouTube Faces frames), training split minus validation people"
+        part = "all of the training split" if not val_fraction else "training split minus the validation people"
+        info["name"] = f"Udacity facial keypoints (YouTube Faces frames), {part}"
     return info
 
 

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import os
 
-from . import add_pass_arguments
+from . import add_detector_arguments, add_pass_arguments, check_min_face
 
 HELP = "run the web app and JSON API (needs the [serve] extra)"
 
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker threads per process for decoding and inference (default: %(default)s)",
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
-    parser.add_argument("--detector", help="face detector name (default: the pipeline's default)")
+    add_detector_arguments(parser)
     add_pass_arguments(parser)
     parser.add_argument(
         "--max-upload-mb",
@@ -107,12 +107,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
+    check_min_face(args.min_face)
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: not a TCP port")
     try:
         config = ServerConfig(
             model=os.path.abspath(args.model) if args.model else None,
             detector=args.detector,
+            min_face=args.min_face,
             refine=not args.no_refine,
             flip=not args.no_flip,
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),

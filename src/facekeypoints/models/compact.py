@@ -4,7 +4,7 @@ PIP ("pixel-in-pixel") head: on a stride-``s`` grid, each landmark gets a
 score map (which cell holds it) and an x/y offset map (where inside that cell,
 in cell units). Decoding takes the best cell and adds its offset, or (``window=1``) averages
 the cell-plus-offset positions of the 3x3 cells around the best one, weighted
-by a softmax of their scores, so the result moves smoothly between cells and
+by a softmax of their scores divided by ``temperature``, so the result moves smoothly between cells and
 a loss on it reaches scores and offsets alike. Training (see
 ``training/losses.py``) uses a softmax over cells, an L1 loss on offsets in a
 3x3 neighbourhood of the true cell, and optionally an L1 loss on the decoded
@@ -33,11 +33,13 @@ class PIPNet(nn.Module):
         gray=False,
         window: int = 0,
         head_width: int | None = None,
+        temperature: float = 1.0,
     ):
         super().__init__()
         self.input_size = input_size
         self.stride = 8
         self.window = window  #: 0: best cell only; 1: softmax-weighted 3x3 cells around it
+        self.temperature = temperature  #: the window's softmax runs on scores / temperature (>1: flatter)
         w0, w1, w2, w3 = widths
         self.stem = nn.Sequential(Normalize(gray=gray), conv_bn(1 if gray else 3, w0, 3, 2))  # /2
         self.s4 = stage(w0, w1, depths[0], 2, expand)  # /4
@@ -71,7 +73,7 @@ class PIPNet(nn.Module):
             cx, cy = nx.clamp(0, w - 1), ny.clamp(0, h - 1)
             idx = cy * w + cx
             logits = torch.gather(scores, 2, idx).masked_fill(~inside, -1e4)
-            weight = torch.softmax(logits, dim=2)
+            weight = torch.softmax(logits / self.temperature, dim=2)
         ox = torch.gather(offsets[:, 0], 2, idx)
         oy = torch.gather(offsets[:, 1], 2, idx)
         s = float(self.stride)
@@ -91,8 +93,11 @@ def pip_s() -> nn.Module:
 
 @register("pip-s2")
 def pip_s2() -> nn.Module:
-    """96x96 RGB: pip-s's trunk one block deeper at stride 8 and 16, a 64-wide head, the soft 3x3 decode."""
-    return PIPNet(96, depths=(2, 4, 3), window=1, head_width=64)
+    """96x96 RGB: pip-s's trunk one block deeper at stride 8 and 16, a 64-wide head, the soft 3x3 decode.
+
+    The decode's temperature 2 was chosen on the validation people (bench/results/architecture_sweep.md).
+    """
+    return PIPNet(96, depths=(2, 4, 3), window=1, head_width=64, temperature=2.0)
 
 
 @register("pip-m")

@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -181,17 +180,13 @@ class Engine:
     """The pipeline behind the routes, safe under concurrent requests."""
 
     def __init__(self, config: ServerConfig, model=None):
-        from ..pipeline import FaceKeypointDetector
         from ..runtime import KeypointModel
 
         self.config = config
         # ``model``: an already loaded KeypointModel to share (tests); else ``config.model`` is loaded.
         self.model = model if model is not None else KeypointModel(config.model, threads=1)
-        self._detector_kwargs: dict[str, Any] = {"refine": config.refine, "flip": config.flip}
-        if config.detector:
-            self._detector_kwargs["detector"] = config.detector
         # Build one detector now so a bad detector name or model fails at start-up, not per request.
-        probe = FaceKeypointDetector(model=self.model, **self._detector_kwargs)
+        probe = self._new_pipeline()
         _ = probe.detector
         self.model.predict(np.zeros((1, self.model.input_size, self.model.input_size, 3), np.uint8))  # warm up
         self.model_info = probe.model_info()
@@ -205,13 +200,22 @@ class Engine:
         self.busy = 0
         self.served = 0
 
+    def _new_pipeline(self):
+        """A :class:`FaceKeypointDetector` on the shared model with its own face detector."""
+        from ..detectors import DEFAULT_DETECTOR, create_detector
+        from ..pipeline import FaceKeypointDetector
+
+        c = self.config
+        face_detector = create_detector(
+            c.detector or DEFAULT_DETECTOR, **({} if c.min_face is None else {"min_face": c.min_face})
+        )
+        return FaceKeypointDetector(model=self.model, detector=face_detector, refine=c.refine, flip=c.flip)
+
     def detector(self):
         """This worker thread's :class:`FaceKeypointDetector` (sharing the process's model)."""
         det = getattr(self._local, "detector", None)
         if det is None:
-            from ..pipeline import FaceKeypointDetector
-
-            det = FaceKeypointDetector(model=self.model, **self._detector_kwargs)
+            det = self._new_pipeline()
             self._local.detector = det
         return det
 

@@ -196,6 +196,7 @@ class ServerConfig:
 
     model: str | None = None
     detector: str | None = None
+    min_face: float | None = None  #: smallest face side in pixels the detector looks for (None: its default)
     refine: bool = True
     flip: bool = True  #: also read the mirrored crop in the last pass (see FaceKeypointDetector)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
@@ -217,6 +218,8 @@ class ServerConfig:
             raise ValueError("timeouts must be positive")
         if self.max_queue < 0:
             raise ValueError("max_queue must not be negative")
+        if self.min_face is not None and not self.min_face > 0:
+            raise ValueError(f"min_face must be a positive number of pixels, got {self.min_face}")
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that :meth:`from_env` reads back (to hand the config to worker processes)."""
@@ -247,7 +250,7 @@ class ServerConfig:
                 kwargs[f.name] = raw.strip().lower() not in ("0", "false", "no", "off", "")
             elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue"):
                 kwargs[f.name] = int(raw)
-            elif f.name in ("timeout_s", "queue_timeout_s"):
+            elif f.name in ("timeout_s", "queue_timeout_s", "min_face"):
                 kwargs[f.name] = float(raw)
             else:
                 kwargs[f.name] = raw

@@ -34,6 +34,8 @@ class TrainConfig:
     flip_prob: float = 0.5
     jitter_prob: float = 0.3  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
     occlusion_prob: float = 0.0
+    finish_epochs: int = 28  #: last N epochs: rotations capped at finish_rotate_deg (nearer the measured crops)
+    finish_rotate_deg: float = 3.0  #: max |rotation| in degrees during the finishing epochs
     threads: int = 0  #: torch intra-op threads per process (0 = torch's default)
     workers: int = 0  #: DataLoader worker processes
     limit: int = 0  #: use only the first N training faces (0 = all); for quick trials

@@ -50,6 +50,23 @@ def load_faces(cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
     return train, val
 
 
+def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
+    """The augmentation of 0-based ``epoch``: the configured ranges, with rotations capped at
+    ``cfg.finish_rotate_deg`` in the last ``cfg.finish_epochs`` epochs (a finishing phase on crops
+    closer to the upright "gt"-rule crops the model is measured on)."""
+    rotate = cfg.rotate_deg
+    if epoch >= cfg.epochs - cfg.finish_epochs:
+        rotate = min(rotate, cfg.finish_rotate_deg)
+    return AugmentConfig(
+        rotate_deg=rotate,
+        scale=cfg.scale_jitter,
+        shift=cfg.shift,
+        flip_prob=cfg.flip_prob,
+        jitter_prob=cfg.jitter_prob,
+        occlusion_prob=cfg.occlusion_prob,
+    )
+
+
 class AugmentedFaces(Dataset):
     """Random crops of the training faces: (3, S, S) float [0, 255] RGB, (68, 2) crop pixels."""
 

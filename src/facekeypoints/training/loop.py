@@ -22,13 +22,12 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from .. import models
-from ..augment import AugmentConfig
 from ..errors import ModelError
 from ..geometry import CropRule
 from ..landmarks import OUTER_EYE_CORNERS
 from .checkpoint import load_checkpoint, load_weights, save_atomic
 from .config import TrainConfig
-from .data import AugmentedFaces, fixed_crops, load_faces
+from .data import AugmentedFaces, augment_config, fixed_crops, load_faces
 from .losses import loss_for
 from .schedule import warmup_cosine
 from .seeding import seed_everything
@@ -138,15 +137,7 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
         _load_init(model, cfg.init)
 
     train_s, val_s = load_faces(cfg)
-    aug = AugmentConfig(
-        rotate_deg=cfg.rotate_deg,
-        scale=cfg.scale_jitter,
-        shift=cfg.shift,
-        flip_prob=cfg.flip_prob,
-        jitter_prob=cfg.jitter_prob,
-        occlusion_prob=cfg.occlusion_prob,
-    )
-    train_set = AugmentedFaces(train_s, size, rule, aug, cfg.seed)
+    train_set = AugmentedFaces(train_s, size, rule, augment_config(cfg, 0), cfg.seed)
     val_x, val_y = fixed_crops(val_s, size, rule) if is_main else (None, None)
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
@@ -220,6 +211,7 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
     stopped = False
     for epoch in range(start_epoch, cfg.epochs):
         train_set.epoch = epoch
+        train_set.aug = augment_config(cfg, epoch)
         sampler.set_epoch(epoch)
         model.train()
         skip = start_in_epoch if epoch == start_epoch else 0
