@@ -40,12 +40,11 @@ def check_min_face(min_face: float | None) -> None:
 
 
 def detector_spec(name: str | None, min_face: float | None = None):
-    """What ``FaceKeypointDetector(detector=...)`` should get: a name, or a detector built with ``min_face``."""
-    from ..detectors import DEFAULT_DETECTOR, create_detector
+    """:func:`detectors.detector_for`, after a one-line error for a ``--min-face`` that is not positive."""
+    from ..detectors import detector_for
 
     check_min_face(min_face)
-    name = name or DEFAULT_DETECTOR
-    return name if min_face is None else create_detector(name, min_face=min_face)
+    return detector_for(name, min_face)
 
 
 def detector_from_args(args: argparse.Namespace):

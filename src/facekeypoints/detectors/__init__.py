@@ -22,6 +22,14 @@ from .yunet import YuNetDetector
 #: The face detector used when none is named.
 DEFAULT_DETECTOR = "yunet"
 
+
+def detector_for(name: str | None, min_face: float | None = None) -> str | FaceDetector:
+    """What ``FaceKeypointDetector(detector=...)`` should get: the name (default: :data:`DEFAULT_DETECTOR`),
+    or, when ``min_face`` (pixels) is given, a detector of that name built to search down to it."""
+    name = name or DEFAULT_DETECTOR
+    return name if min_face is None else create_detector(name, min_face=min_face)
+
+
 __all__ = [
     "BoxCalibration",
     "FaceDetector",
@@ -30,6 +38,7 @@ __all__ = [
     "available_detectors",
     "box_iou",
     "create_detector",
+    "detector_for",
     "empty_detections",
     "register",
     "DEFAULT_DETECTOR",

@@ -202,14 +202,13 @@ class Engine:
 
     def _new_pipeline(self):
         """A :class:`FaceKeypointDetector` on the shared model with its own face detector."""
-        from ..detectors import DEFAULT_DETECTOR, create_detector
+        from ..detectors import detector_for
         from ..pipeline import FaceKeypointDetector
 
         c = self.config
-        face_detector = create_detector(
-            c.detector or DEFAULT_DETECTOR, **({} if c.min_face is None else {"min_face": c.min_face})
+        return FaceKeypointDetector(
+            model=self.model, detector=detector_for(c.detector, c.min_face), refine=c.refine, flip=c.flip
         )
-        return FaceKeypointDetector(model=self.model, detector=face_detector, refine=c.refine, flip=c.flip)
 
     def detector(self):
         """This worker thread's :class:`FaceKeypointDetector` (sharing the process's model)."""
