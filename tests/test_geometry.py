@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -50,3 +51,41 @@ def test_keypoint_box_and_box_crop():
     assert np.allclose(box, [kps[:, 0].min(), kps[:, 1].min(), kps[:, 0].max(), kps[:, 1].max()])
     inside = apply_affine(kps, box_crop_matrix(box, CropRule(scale=1.25), 96))
     assert inside.min() > 0 and inside.max() < 95
+
+
+def _dot_centroid(img: np.ndarray) -> np.ndarray:
+    g = img[..., 0].astype(np.float64)
+    g = np.where(g > 0.2 * g.max(), g, 0.0)
+    ys, xs = np.mgrid[: g.shape[0], : g.shape[1]]
+    return np.array([(xs * g).sum(), (ys * g).sum()]) / g.sum()
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.4])
+def test_shrinking_warp_averages_detail_and_keeps_points_in_place(angle):
+    """A crop that shrinks the image 6x area-averages first: a pixel checkerboard becomes flat gray
+    instead of aliasing, and a dot still lands where the matrix maps it."""
+    from facekeypoints.geometry import warp
+
+    size, side = 96, 576.0  # 6 source pixels per crop pixel
+    m = crop_matrix((400.0, 380.0), side, size, angle)
+    board = ((np.indices((800, 800)).sum(0) % 2) * 255).astype(np.uint8)
+    board = np.dstack([board] * 3)
+    plain = warp(board, m, size, min_direct_scale=0.0)
+    averaged = warp(board, m, size)
+    # aliasing: bilinear samples land on single black or white pixels (all black, or a moire)
+    assert plain.std() > 40 or abs(float(plain.mean()) - 127.5) > 60
+    assert averaged.std() < 3 and abs(float(averaged.mean()) - 127.5) < 3
+    dot = np.zeros((800, 800, 3), np.uint8)
+    cv2.circle(dot, (430, 350), 14, (255, 255, 255), -1)
+    want = apply_affine(np.array([[430.0, 350.0]]), m)[0]
+    assert np.allclose(_dot_centroid(warp(dot, m, size)), want, atol=0.25)
+    assert np.allclose(_dot_centroid(warp(dot, m, size, min_direct_scale=0.0)), want, atol=0.25)
+
+
+def test_warp_at_native_scale_is_the_plain_bilinear_warp():
+    from facekeypoints.geometry import warp
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    m = crop_matrix((100.0, 100.0), 120.0, 96, 0.1)  # 0.8 crop pixels per source pixel
+    assert np.array_equal(warp(img, m, 96), warp(img, m, 96, min_direct_scale=0.0))

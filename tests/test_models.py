@@ -92,6 +92,43 @@ def test_point_loss_reaches_scores_and_offsets():
     assert grad[:, :68].abs().sum() > 0 and grad[:, 68:].abs().sum() > 0
 
 
+def test_soft_cell_targets_centre_on_the_true_point():
+    from facekeypoints.training.losses import soft_cell_targets
+
+    u = torch.tensor([[5.3, 2.5]])  # continuous cell coordinates on a 12 x 12 grid
+    v = torch.tensor([[7.8, 2.5]])
+    q = soft_cell_targets(u, v, 12, 12, sigma=0.8).reshape(2, 12, 12)
+    assert torch.allclose(q.sum(dim=(1, 2)), torch.ones(2))
+    # the most likely cell is the one holding the point: row floor(v), column floor(u)
+    assert divmod(int(q[0].argmax()), 12) == (7, 5)
+    # away from the border the target's mean sits on the point (cell centres are at index + 0.5)
+    centres = torch.arange(12.0) + 0.5
+    assert float((q[0].sum(0) * centres).sum()) == pytest.approx(5.3, abs=0.02)
+    assert float((q[0].sum(1) * centres).sum()) == pytest.approx(7.8, abs=0.02)
+    # a point on a cell centre: symmetric around it
+    assert float(q[1, 2, 1]) == pytest.approx(float(q[1, 2, 3]), abs=1e-6)
+
+
+def test_label_sigma_and_neighbour_weight_change_the_pip_loss():
+    from facekeypoints.training.losses import pip_loss
+
+    torch.manual_seed(0)
+    model = models.create("pip-s2")
+    h = model.input_size // model.stride
+    raw = torch.randn(2, 204, h, h)
+    target = torch.rand(2, 68, 2) * (model.input_size - 1)
+    hot, hot_parts = pip_loss(model, raw, target)
+    # a very narrow Gaussian is the one-hot label
+    narrow, narrow_parts = pip_loss(model, raw, target, label_sigma=0.05)
+    assert narrow_parts["ce"] == pytest.approx(hot_parts["ce"], rel=1e-4)
+    wide, wide_parts = pip_loss(model, raw, target, label_sigma=1.0)
+    assert wide_parts["ce"] != pytest.approx(hot_parts["ce"], rel=1e-3)
+    assert wide_parts["offset_l1"] == pytest.approx(hot_parts["offset_l1"])
+    _, centre_only = pip_loss(model, raw, target, neighbour_weight=0.0)
+    _, even = pip_loss(model, raw, target, neighbour_weight=1.0)
+    assert centre_only["offset_l1"] != pytest.approx(even["offset_l1"], rel=1e-3)
+
+
 def test_unknown_architecture_lists_valid_names():
     with pytest.raises(ModelError, match="pip-s"):
         models.create("nope")

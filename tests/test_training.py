@@ -140,6 +140,26 @@ def test_finishing_epochs_cap_the_rotation():
     assert turns(0).max() > 10.0
 
 
+def test_photometric_strength_scales_the_colour_changes():
+    """``photometric`` scales every colour, blur and noise range; ``finish_photometric`` caps it in the
+    finishing epochs, and strength 0 leaves a crop's pixels as they are."""
+    import numpy as np
+
+    from facekeypoints.augment import AugmentConfig, photometric
+    from facekeypoints.training.data import augment_config
+
+    cfg = TrainConfig(epochs=10, finish_epochs=3, photometric=0.5, finish_photometric=0.0)
+    base = AugmentConfig()
+    early, late = augment_config(cfg, 0), augment_config(cfg, 9)
+    for name in ("brightness", "contrast", "saturation", "gray_prob", "blur_prob", "noise_prob"):
+        assert getattr(early, name) == pytest.approx(getattr(base, name) * 0.5), name
+        assert getattr(late, name) == 0.0, name
+    crop = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    for seed in range(20):
+        assert np.array_equal(photometric(crop, late, np.random.default_rng(seed)), crop)
+    assert any(not np.array_equal(photometric(crop, early, np.random.default_rng(s)), crop) for s in range(5))
+
+
 def test_torchrun_two_processes(tiny_data, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .geometry import CropRule, apply_affine, crop_matrix, frame_rotation, rotated_keypoint_box
+from .geometry import CropRule, apply_affine, crop_matrix, frame_rotation, rotated_keypoint_box, warp
 from .landmarks import FLIP_PERMUTATION
 
 
@@ -67,7 +67,7 @@ def random_crop_matrix(
 
 def warp_sample(image: np.ndarray, keypoints: np.ndarray, matrix: np.ndarray, size: int, flip: bool):
     """Apply ``matrix`` to the image and its points; re-index points when ``flip``."""
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = warp(image, matrix, size)
     kps = apply_affine(keypoints, matrix)
     if flip:
         kps = kps[FLIP_PERMUTATION]

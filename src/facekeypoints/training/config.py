@@ -28,14 +28,18 @@ class TrainConfig:
     ema: float = 0.998  #: decay of the weight moving average used for validation and export (0 = off)
     offset_weight: float = 5.0  #: PIP head: weight of the offset L1 against the cell cross-entropy
     point_weight: float = 0.0  #: PIP head: weight of an L1 loss on the decoded points (cell units)
+    label_sigma: float = 0.0  #: PIP head: cell label as a Gaussian of this many cells (0 = one-hot)
+    neighbour_weight: float = 0.25  #: PIP head: weight of the 8 neighbouring cells' offset L1
     rotate_deg: float = 15.0
     scale_jitter: float = 0.08
     shift: float = 0.05
     flip_prob: float = 0.5
     jitter_prob: float = 0.3  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
     occlusion_prob: float = 0.0
+    photometric: float = 1.0  #: strength of the colour, blur and noise changes (1 = AugmentConfig's, 0 = none)
     finish_epochs: int = 28  #: last N epochs: rotations capped at finish_rotate_deg (nearer the measured crops)
     finish_rotate_deg: float = 3.0  #: max |rotation| in degrees during the finishing epochs
+    finish_photometric: float = 1.0  #: photometric strength during the finishing epochs (at most ``photometric``)
     threads: int = 0  #: torch intra-op threads per process (0 = torch's default)
     workers: int = 0  #: DataLoader worker processes
     limit: int = 0  #: use only the first N training faces (0 = all); for quick trials

@@ -52,11 +52,14 @@ def load_faces(cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
 
 def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
     """The augmentation of 0-based ``epoch``: the configured ranges, with rotations capped at
-    ``cfg.finish_rotate_deg`` in the last ``cfg.finish_epochs`` epochs (a finishing phase on crops
-    closer to the upright "gt"-rule crops the model is measured on)."""
-    rotate = cfg.rotate_deg
+    ``cfg.finish_rotate_deg`` and photometric strength at ``cfg.finish_photometric`` in the last
+    ``cfg.finish_epochs`` epochs (a finishing phase on crops closer to the upright "gt"-rule crops
+    the model is measured on)."""
+    rotate, strength = cfg.rotate_deg, cfg.photometric
     if epoch >= cfg.epochs - cfg.finish_epochs:
         rotate = min(rotate, cfg.finish_rotate_deg)
+        strength = min(strength, cfg.finish_photometric)
+    base = AugmentConfig()
     return AugmentConfig(
         rotate_deg=rotate,
         scale=cfg.scale_jitter,
@@ -64,6 +67,12 @@ def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
         flip_prob=cfg.flip_prob,
         jitter_prob=cfg.jitter_prob,
         occlusion_prob=cfg.occlusion_prob,
+        brightness=base.brightness * strength,
+        contrast=base.contrast * strength,
+        saturation=base.saturation * strength,
+        gray_prob=base.gray_prob * strength,
+        blur_prob=base.blur_prob * strength,
+        noise_prob=base.noise_prob * strength,
     )
 
 

@@ -161,7 +161,13 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
 
     model.to(memory_format=torch.channels_last)  # noticeably faster convolutions on CPU
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    loss_fn = loss_for(model, offset_weight=cfg.offset_weight, point_weight=cfg.point_weight)
+    loss_fn = loss_for(
+        model,
+        offset_weight=cfg.offset_weight,
+        point_weight=cfg.point_weight,
+        label_sigma=cfg.label_sigma,
+        neighbour_weight=cfg.neighbour_weight,
+    )
     if is_main and ckpt is None:
         (run_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "world_size": world}, indent=2))
         (run_dir / "command.txt").write_text(command + "\n")

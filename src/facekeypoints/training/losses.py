@@ -29,12 +29,32 @@ def regression_loss(model, raw: torch.Tensor, target: torch.Tensor) -> tuple[tor
 _NEIGHBOURS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 
+def soft_cell_targets(u: torch.Tensor, v: torch.Tensor, h: int, w: int, sigma: float) -> torch.Tensor:
+    """(N*68, h*w) target distribution over cells: a Gaussian of ``sigma`` cells around the
+    continuous cell coordinates ``u``, ``v`` (N, 68), evaluated at the cell centres."""
+    cx = torch.arange(w, dtype=u.dtype, device=u.device) + 0.5
+    cy = torch.arange(h, dtype=u.dtype, device=u.device) + 0.5
+    gx = -((cx.view(1, 1, w) - u.unsqueeze(2)) ** 2) / (2 * sigma**2)  # (N, 68, w)
+    gy = -((cy.view(1, 1, h) - v.unsqueeze(2)) ** 2) / (2 * sigma**2)  # (N, 68, h)
+    logits = gy.unsqueeze(3) + gx.unsqueeze(2)  # (N, 68, h, w)
+    return torch.softmax(logits.reshape(-1, h * w), dim=1)
+
+
 def pip_loss(
-    model, raw: torch.Tensor, target: torch.Tensor, offset_weight: float = 5.0, point_weight: float = 0.0
+    model,
+    raw: torch.Tensor,
+    target: torch.Tensor,
+    offset_weight: float = 5.0,
+    point_weight: float = 0.0,
+    label_sigma: float = 0.0,
+    neighbour_weight: float = 0.25,
 ) -> tuple[torch.Tensor, dict]:
     """Cell classification (softmax over the grid) + L1 offsets in the 3x3 cells around the truth.
 
-    ``point_weight`` adds an L1 loss on the decoded points, in cell units (crop pixels / stride).
+    ``label_sigma`` > 0 replaces the one-hot cell label by a Gaussian of that many cells around
+    the true point. ``neighbour_weight`` weighs the offsets of the 8 cells around the true one
+    against the true cell's. ``point_weight`` adds an L1 loss on the decoded points, in cell units
+    (crop pixels / stride).
     """
     n, _, h, w = raw.shape
     s = float(model.stride)
@@ -43,7 +63,10 @@ def pip_loss(
     j = u.floor().clamp(0, w - 1).long()
     i = v.floor().clamp(0, h - 1).long()
     scores = raw[:, :68].reshape(n * 68, h * w)
-    ce = F.cross_entropy(scores, (i * w + j).reshape(-1))
+    if label_sigma > 0:
+        ce = F.cross_entropy(scores, soft_cell_targets(u, v, h, w, label_sigma))
+    else:
+        ce = F.cross_entropy(scores, (i * w + j).reshape(-1))
     offsets = raw[:, 68:].reshape(n, 2, 68, h * w)
     l1_total = raw.new_zeros(())
     weight_total = 0.0
@@ -54,7 +77,7 @@ def pip_loss(
         ox = torch.gather(offsets[:, 0], 2, idx).squeeze(2)
         oy = torch.gather(offsets[:, 1], 2, idx).squeeze(2)
         err = (ox - (u - jj.to(raw.dtype))).abs() + (oy - (v - ii.to(raw.dtype))).abs()
-        wt = 1.0 if (dx, dy) == (0, 0) else 0.25
+        wt = 1.0 if (dx, dy) == (0, 0) else neighbour_weight
         l1_total = l1_total + wt * (err * valid).sum() / valid.sum().clamp(min=1.0)
         weight_total += wt
     l1 = l1_total / weight_total
@@ -67,8 +90,22 @@ def pip_loss(
     return loss, parts
 
 
-def loss_for(model, offset_weight: float = 5.0, point_weight: float = 0.0):
+def loss_for(
+    model,
+    offset_weight: float = 5.0,
+    point_weight: float = 0.0,
+    label_sigma: float = 0.0,
+    neighbour_weight: float = 0.25,
+):
     """The loss function matching ``model.head`` (the weights apply to the PIP head)."""
     if model.head == "pip":
-        return lambda m, raw, target: pip_loss(m, raw, target, offset_weight=offset_weight, point_weight=point_weight)
+        return lambda m, raw, target: pip_loss(
+            m,
+            raw,
+            target,
+            offset_weight=offset_weight,
+            point_weight=point_weight,
+            label_sigma=label_sigma,
+            neighbour_weight=neighbour_weight,
+        )
     return regression_loss
