@@ -19,7 +19,7 @@ class TrainConfig:
     out: str = "runs/train"  #: runs go to OUT/1, OUT/2, ... (never overwritten)
     epochs: int = 280
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 3e-3  #: peak AdamW learning rate (2e-2 was no better at full length: architecture_sweep.md)
     weight_decay: float = 5e-5
     warmup_epochs: float = 2.0
     seed: int = 0
