@@ -7,7 +7,7 @@ scale and shift, and a horizontal flip that re-indexes points with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -35,6 +35,19 @@ class AugmentConfig:
     noise_prob: float = 0.2
     noise_std: float = 6.0  #: gaussian noise, grey levels
     occlusion_prob: float = 0.0  #: random gray rectangle over part of the crop
+
+    def with_photometric_strength(self, strength: float) -> AugmentConfig:
+        """A copy whose colour, blur and noise ranges and probabilities (what :func:`photometric`
+        draws, occlusion aside) are scaled by ``strength`` (0: crops keep their pixels)."""
+        return replace(
+            self,
+            brightness=self.brightness * strength,
+            contrast=self.contrast * strength,
+            saturation=self.saturation * strength,
+            gray_prob=self.gray_prob * strength,
+            blur_prob=self.blur_prob * strength,
+            noise_prob=self.noise_prob * strength,
+        )
 
 
 def random_crop_matrix(

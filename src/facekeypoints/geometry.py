@@ -138,9 +138,9 @@ def warp(
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     h, w = image.shape[:2]
     if 0.0 < scale < min_direct_scale:
-        inv = cv2.invertAffineTransform(m)
         corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
-        src = corners @ inv[:, :2].T + inv[:, 2]
+        inv = invert_affine(m)
+        src = corners @ inv[:, :2].T + inv[:, 2]  # the crop's footprint in the image (float64, unlike apply_affine)
         pad = 2.0 / scale
         x0 = max(0, int(np.floor(src[:, 0].min() - pad)))
         x1 = min(w, int(np.ceil(src[:, 0].max() + pad)))

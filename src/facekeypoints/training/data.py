@@ -59,7 +59,6 @@ def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
     if epoch >= cfg.epochs - cfg.finish_epochs:
         rotate = min(rotate, cfg.finish_rotate_deg)
         strength = min(strength, cfg.finish_photometric)
-    base = AugmentConfig()
     return AugmentConfig(
         rotate_deg=rotate,
         scale=cfg.scale_jitter,
@@ -67,13 +66,7 @@ def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
         flip_prob=cfg.flip_prob,
         jitter_prob=cfg.jitter_prob,
         occlusion_prob=cfg.occlusion_prob,
-        brightness=base.brightness * strength,
-        contrast=base.contrast * strength,
-        saturation=base.saturation * strength,
-        gray_prob=base.gray_prob * strength,
-        blur_prob=base.blur_prob * strength,
-        noise_prob=base.noise_prob * strength,
-    )
+    ).with_photometric_strength(strength)
 
 
 class AugmentedFaces(Dataset):

@@ -5,6 +5,7 @@ Target keypoints are (N, 68, 2) crop pixels, x then y.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -90,22 +91,12 @@ def pip_loss(
     return loss, parts
 
 
-def loss_for(
-    model,
-    offset_weight: float = 5.0,
-    point_weight: float = 0.0,
-    label_sigma: float = 0.0,
-    neighbour_weight: float = 0.25,
-):
-    """The loss function matching ``model.head`` (the weights apply to the PIP head)."""
+def loss_for(model, **pip_weights: float):
+    """The loss function matching ``model.head``.
+
+    ``pip_weights`` (``offset_weight``, ``point_weight``, ``label_sigma``, ``neighbour_weight``) go to
+    :func:`pip_loss`, whose signature holds their defaults; the regression head takes none.
+    """
     if model.head == "pip":
-        return lambda m, raw, target: pip_loss(
-            m,
-            raw,
-            target,
-            offset_weight=offset_weight,
-            point_weight=point_weight,
-            label_sigma=label_sigma,
-            neighbour_weight=neighbour_weight,
-        )
+        return functools.partial(pip_loss, **pip_weights)
     return regression_loss
