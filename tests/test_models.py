@@ -24,6 +24,19 @@ def test_seed_baseline_is_the_udacity_shape():
     assert 9.0e6 < models.count_parameters(model) < 9.8e6
 
 
+def test_fused_blocks_are_dense_convs_and_keep_the_stage_shape():
+    from facekeypoints.models.blocks import InvertedResidual, stage
+
+    plain, fused = stage(16, 24, 3, 2, expand=3), stage(16, 24, 3, 2, expand=3, fused=1)
+    assert all(isinstance(b, InvertedResidual) for b in plain)
+    first = fused[0][0]
+    assert isinstance(first, torch.nn.Conv2d) and first.groups == 1 and first.kernel_size == (3, 3)
+    assert first.stride == (2, 2) and (first.in_channels, first.out_channels) == (16, 24)
+    assert all(isinstance(b, InvertedResidual) for b in fused[1:])
+    x = torch.rand(2, 16, 48, 48)
+    assert plain(x).shape == fused(x).shape == (2, 24, 24, 24)
+
+
 def test_pip_decode_reads_the_best_cell_and_its_offset():
     model = models.create("pip-s")
     s, stride = model.input_size, model.stride

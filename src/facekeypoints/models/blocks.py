@@ -35,10 +35,13 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-def stage(cin: int, cout: int, n: int, stride: int, expand: int) -> nn.Sequential:
-    """``n`` inverted residual blocks; the first may change width and stride."""
-    blocks = [InvertedResidual(cin, cout, stride, expand)]
-    blocks += [InvertedResidual(cout, cout, 1, expand) for _ in range(n - 1)]
+def stage(cin: int, cout: int, n: int, stride: int, expand: int, fused: int = 0) -> nn.Sequential:
+    """``n`` blocks; the first may change width and stride. The first ``fused`` of them are a
+    dense 3x3 conv (+BN, ReLU6), the rest MobileNetV2 inverted residuals."""
+    blocks: list[nn.Module] = []
+    for k in range(n):
+        c, s = (cin, stride) if k == 0 else (cout, 1)
+        blocks.append(conv_bn(c, cout, 3, s) if k < fused else InvertedResidual(c, cout, s, expand))
     return nn.Sequential(*blocks)
 
 

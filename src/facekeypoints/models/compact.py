@@ -34,15 +34,18 @@ class PIPNet(nn.Module):
         window: int = 0,
         head_width: int | None = None,
         temperature: float = 1.0,
+        fused: int = 0,
     ):
         super().__init__()
         self.input_size = input_size
         self.stride = 8
         self.window = window  #: 0: best cell only; 1: softmax-weighted 3x3 cells around it
         self.temperature = temperature  #: the window's softmax runs on scores / temperature (>1: flatter)
+        # fused: how many of the stride-4 stage's first blocks are one dense 3x3 conv instead of an
+        # inverted residual (cheaper on a CPU where the expanded 48x48 maps cost the most memory traffic).
         w0, w1, w2, w3 = widths
         self.stem = nn.Sequential(Normalize(gray=gray), conv_bn(1 if gray else 3, w0, 3, 2))  # /2
-        self.s4 = stage(w0, w1, depths[0], 2, expand)  # /4
+        self.s4 = stage(w0, w1, depths[0], 2, expand, fused)  # /4
         self.s8 = stage(w1, w2, depths[1], 2, expand)  # /8
         self.s16 = stage(w2, w3, depths[2], 2, expand)  # /16
         self.lateral = conv_bn(w3, w2, 1)
@@ -98,6 +101,13 @@ def pip_s2() -> nn.Module:
     The decode's temperature 2 was chosen on the validation people (bench/results/architecture_sweep.md).
     """
     return PIPNet(96, depths=(2, 4, 3), window=1, head_width=64, temperature=2.0)
+
+
+@register("pip-s3")
+def pip_s3() -> nn.Module:
+    """96x96 RGB: pip-s2 with its first stride-4 block a dense 3x3 conv (cheaper on a CPU), one more
+    block at stride 8 and at stride 16 (depths 2, 5, 4), the same 64-wide head and T = 2 decode."""
+    return PIPNet(96, depths=(2, 5, 4), window=1, head_width=64, temperature=2.0, fused=1)
 
 
 @register("pip-m")
