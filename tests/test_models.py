@@ -61,12 +61,17 @@ def test_soft_window_decode_averages_the_cells_around_the_best_one():
     raw[0, 68, 4, 4], raw[0, 136, 4, 4] = 0.5, 0.5
     raw[0, 1, 2, 5] = raw[0, 1, 2, 6] = 20.0  # two equal neighbours: the midpoint of their positions
     raw[0, 68 + 1, 2, 5], raw[0, 68 + 1, 2, 6] = 0.2, 0.4
-    raw[0, 2, 0, 0] = 20.0  # a corner cell: neighbours outside the grid are ignored
+    raw[0, 2, 0, 0] = 20.0  # a corner cell: the window moves inside the grid and still holds it
     kp = model.decode(raw)[0]
     assert kp[0].tolist() == pytest.approx([4.5 * stride - 0.5, 4.5 * stride - 0.5], abs=1e-4)
     assert kp[1, 0].item() == pytest.approx(((5 + 0.2) + (6 + 0.4)) / 2 * stride - 0.5, abs=1e-4)
     assert kp[1, 1].item() == pytest.approx(2 * stride - 0.5, abs=1e-4)
     assert kp[2].tolist() == pytest.approx([-0.5, -0.5], abs=1e-4)
+    raw[0, 3] = -50.0
+    raw[0, 3, 11, 11], raw[0, 3, 10, 11] = 20.0, 20.0  # on the border: both cells are in the moved window
+    raw[0, 136 + 3, 11, 11], raw[0, 136 + 3, 10, 11] = 0.25, 0.75
+    # y: the mean of (11 + 0.25) and (10 + 0.75) cells
+    assert model.decode(raw)[0, 3].tolist() == pytest.approx([11 * stride - 0.5, 11 * stride - 0.5], abs=1e-4)
 
 
 def test_window_temperature_flattens_the_weights():
