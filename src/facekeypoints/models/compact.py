@@ -66,7 +66,7 @@ class PIPNet(nn.Module):
         offsets = raw[:, 68:].reshape(-1, 2, 68, h * w)
         idx = scores.argmax(dim=2, keepdim=True)  # (N, 68, 1)
         cx = idx % w
-        cy = torch.div(idx - cx, w, rounding_mode="trunc")  # exact, and one ONNX op (floor is five)
+        cy = torch.div(idx - cx, w, rounding_mode="trunc")  # exact here; one ONNX node (a floor division is several)
         s = float(self.stride)
         if not self.window:
             ox = torch.gather(offsets[:, 0], 2, idx)
