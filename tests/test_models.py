@@ -37,6 +37,17 @@ def test_fused_blocks_are_dense_convs_and_keep_the_stage_shape():
     assert plain(x).shape == fused(x).shape == (2, 24, 24, 24)
 
 
+def test_patchify_stem_reaches_stride_4_in_one_conv():
+    from facekeypoints.models.compact import PIPNet
+
+    model = PIPNet(96, depths=(1, 2, 2), stem="patch").eval()
+    conv = model.stem[1][0]
+    assert (conv.kernel_size, conv.stride, conv.padding) == ((4, 4), (4, 4), (0, 0))
+    with torch.no_grad():
+        assert model.s4(model.stem(torch.rand(1, 3, 96, 96) * 255)).shape == (1, 24, 24, 24)
+        assert model(torch.rand(1, 3, 96, 96)).shape == (1, 204, 12, 12)
+
+
 def test_pip_decode_reads_the_best_cell_and_its_offset():
     model = models.create("pip-s")
     s, stride = model.input_size, model.stride

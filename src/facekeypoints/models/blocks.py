@@ -6,10 +6,12 @@ import torch
 from torch import nn
 
 
-def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    """Conv -> BatchNorm (-> ReLU6)."""
+def conv_bn(
+    cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True, pad: int | None = None
+) -> nn.Sequential:
+    """Conv -> BatchNorm (-> ReLU6); padding ``k // 2`` unless ``pad`` says otherwise."""
     layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.Conv2d(cin, cout, k, stride, k // 2 if pad is None else pad, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
     ]
     if act:

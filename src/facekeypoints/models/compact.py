@@ -35,6 +35,7 @@ class PIPNet(nn.Module):
         head_width: int | None = None,
         temperature: float = 1.0,
         fused: int = 0,
+        stem: str = "conv",
     ):
         super().__init__()
         self.input_size = input_size
@@ -43,9 +44,16 @@ class PIPNet(nn.Module):
         self.temperature = temperature  #: the window's softmax runs on scores / temperature (>1: flatter)
         # fused: how many of the stride-4 stage's first blocks are one dense 3x3 conv instead of an
         # inverted residual (cheaper on a CPU where the expanded 48x48 maps cost the most memory traffic).
+        # stem "conv": a 3x3 stride-2 conv to w0 channels, then the stride-4 stage halves again;
+        # "patch": a 4x4 stride-4 conv straight to w1 channels (no 48x48 map), then the stage at stride 1.
         w0, w1, w2, w3 = widths
-        self.stem = nn.Sequential(Normalize(gray=gray), conv_bn(1 if gray else 3, w0, 3, 2))  # /2
-        self.s4 = stage(w0, w1, depths[0], 2, expand, fused)  # /4
+        cin = 1 if gray else 3
+        if stem == "patch":
+            self.stem = nn.Sequential(Normalize(gray=gray), conv_bn(cin, w1, 4, 4, pad=0))  # /4
+            self.s4 = stage(w1, w1, depths[0], 1, expand, fused)
+        else:
+            self.stem = nn.Sequential(Normalize(gray=gray), conv_bn(cin, w0, 3, 2))  # /2
+            self.s4 = stage(w0, w1, depths[0], 2, expand, fused)  # /4
         self.s8 = stage(w1, w2, depths[1], 2, expand)  # /8
         self.s16 = stage(w2, w3, depths[2], 2, expand)  # /16
         self.lateral = conv_bn(w3, w2, 1)
@@ -110,6 +118,13 @@ def pip_s3() -> nn.Module:
     """96x96 RGB: pip-s2 with its first stride-4 block a dense 3x3 conv (cheaper on a CPU), one more
     block at stride 8 and at stride 16 (depths 2, 5, 4), the same 64-wide head and T = 2 decode."""
     return PIPNet(96, depths=(2, 5, 4), window=1, head_width=64, temperature=2.0, fused=1)
+
+
+@register("pip-s4")
+def pip_s4() -> nn.Module:
+    """Candidate (not bundled): a 4x4 stride-4 "patchify" stem, one inverted residual at stride 4, depths
+    5 and 5 at strides 8 and 16, the 64-wide head and T = 2 decode (bench/results/architecture_sweep.md)."""
+    return PIPNet(96, depths=(1, 5, 5), window=1, head_width=64, temperature=2.0, stem="patch")
 
 
 @register("pip-m")
