@@ -111,3 +111,48 @@ def test_metadata_names_the_training_faces_the_run_used(shared_data):
     assert all_faces["sha256"] == held_out["sha256"]
     assert "all of the training split" in all_faces["name"]
     assert "minus the validation people" in held_out["name"]
+
+
+def test_metadata_carries_the_mirror_offset_measured_on_the_training_faces(exported):
+    onnx_path, _ = exported
+    table = json.loads(onnx_path.with_suffix(".json").read_text())["mirror_offset"]
+    assert len(table) == 68 and all(len(p) == 2 for p in table)
+    rt = KeypointModel(onnx_path)
+    assert rt.mirror_offset.shape == (68, 2) and np.allclose(rt.mirror_offset, np.asarray(table))
+
+
+def test_without_its_training_faces_the_mirror_offset_is_null_and_flip_is_off(exported, tmp_path, capsys):
+    import facekeypoints as fk
+
+    _, run = exported
+    out = export_checkpoint(run / "best.pt", tmp_path / "m.onnx", calibration_data=str(tmp_path / "gone"))
+    assert "no mirror offset measured" in capsys.readouterr().err
+    rt = KeypointModel(out)
+    assert json.loads(out.with_suffix(".json").read_text())["mirror_offset"] is None and rt.mirror_offset is None
+    det = fk.FaceKeypointDetector(model=rt, flip=True)
+    assert det.flip is False and det.model_info()["flip"] is False
+
+
+def test_mirror_offset_is_what_the_mirrored_crop_misses():
+    """A model that answers the same points for every crop: its mirrored answer, mapped back, is the
+    mirror image of those points, so the offset is the points minus their mirror image."""
+    from facekeypoints.data.udacity import Sample
+    from facekeypoints.geometry import CropRule
+    from facekeypoints.landmarks import flip_keypoints
+    from facekeypoints.training.mirror import mirror_offset
+    from synthetic import random_face
+
+    points = np.random.default_rng(0).uniform(10, 80, (68, 2)).astype(np.float32)
+
+    class Constant(torch.nn.Module):
+        input_size = 96
+
+        def forward(self, x):
+            return x.mean() * 0 + torch.from_numpy(points).expand(len(x), 68, 2)
+
+        def decode(self, raw):
+            return raw
+
+    samples = [Sample(f"f{i}", *random_face(i)) for i in range(3)]
+    got = mirror_offset(Constant().eval(), samples, CropRule(scale=1.25))
+    assert np.allclose(got, points - flip_keypoints(points, 96), atol=1e-4)

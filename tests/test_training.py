@@ -140,6 +140,16 @@ def test_finishing_epochs_cap_the_rotation():
     assert turns(0).max() > 10.0
 
 
+def test_mirroring_is_off_by_default_and_capped_in_the_finishing_epochs():
+    """Udacity's labels are not mirror-consistent, so the default trains on unmirrored crops;
+    ``finish_flip_prob`` caps the mirror probability of the finishing epochs."""
+    from facekeypoints.training.data import augment_config
+
+    assert augment_config(TrainConfig(), 0).flip_prob == 0.0
+    cfg = TrainConfig(epochs=10, finish_epochs=3, flip_prob=0.5, finish_flip_prob=0.0)
+    assert [augment_config(cfg, e).flip_prob for e in range(10)] == [0.5] * 7 + [0.0] * 3
+
+
 def test_photometric_strength_scales_the_colour_changes():
     """``photometric`` scales every colour, blur and noise range; ``finish_photometric`` caps it in the
     finishing epochs, and strength 0 leaves a crop's pixels as they are."""

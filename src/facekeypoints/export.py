@@ -63,11 +63,15 @@ def export_checkpoint(
     data_info: dict | None = None,
     use_ema: bool = True,
     check: bool = True,
+    calibration_data: str | None = None,
 ) -> Path:
     """Export ``checkpoint`` to ``out`` (an ``.onnx`` path); returns that path.
 
     ``check`` compares torch and ONNX Runtime outputs on random input and raises
     :class:`ModelError` if they disagree by more than 0.01 crop pixels.
+    ``calibration_data``: the training data to measure the mirror offset on
+    (:mod:`facekeypoints.training.mirror`; default: the run's own ``--data``). Without
+    readable data the metadata's ``mirror_offset`` is null and the pipeline skips test-time flip.
     """
     import torch
 
@@ -105,6 +109,7 @@ def export_checkpoint(
         "normalisation": "inside the model: (x - 127.5) / 64" + (", gray" if ckpt["arch"] == "seed" else ""),
         "crop_rule": ckpt["crop_rule"],
         "weights": "ema" if key == "ema" else "raw",
+        "mirror_offset": _mirror_table(model, ckpt, calibration_data),
         "epochs_trained": ckpt.get("epoch"),
         "best_val_nme": _finite_or_none(ckpt.get("best_val_nme")),
         "training_command": ckpt.get("command", ""),
@@ -127,6 +132,33 @@ def export_checkpoint(
         if diff > 0.01:
             raise ModelError(f"{out}: ONNX output differs from torch by {diff:.4f} px")
     return out
+
+
+def _mirror_table(model, ckpt: dict, data: str | None) -> list | None:
+    """The model's mirror offset as 68 [dx, dy] lists (crop pixels), or None when the run's
+    training faces cannot be read (a warning on stderr says so)."""
+    import sys
+    from dataclasses import fields
+
+    from .errors import FaceKeypointsError
+    from .geometry import CropRule
+    from .training.config import TrainConfig
+    from .training.data import load_faces
+    from .training.mirror import mirror_offset
+
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in ckpt.get("config", {}).items() if k in known})
+    if data is not None:
+        cfg.data = data
+    try:
+        if "config" not in ckpt and data is None:
+            raise FaceKeypointsError("the checkpoint does not say what it was trained on; pass --data")
+        train, _ = load_faces(cfg)
+    except (FaceKeypointsError, OSError) as exc:
+        print(f"warning: no mirror offset measured, test-time flip will be off ({exc})", file=sys.stderr)
+        return None
+    table = mirror_offset(model, train, CropRule.from_dict(ckpt["crop_rule"]))
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in table]
 
 
 def _finite_or_none(x) -> float | None:

@@ -4,7 +4,9 @@ With ``refine`` (the default) a second pass re-crops each face from the first
 pass's landmarks, rotated so the eyes are level, and predicts again: the result
 then depends little on the face detector's box convention. With ``flip`` the
 last pass also reads the mirrored crop and averages the two answers (test-time
-flip: a little more accurate, one more model run per face).
+flip: a little more accurate, one more model run per face), after adding the
+model's mirror offset to the mirrored answer (:mod:`facekeypoints.training.mirror`);
+a model whose offset is unknown skips the mirrored crop.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class FaceKeypointDetector:
     the bundled one; ``detector`` a registered face-detector name or object.
     ``refine``: a second pass re-cropped from the first pass's landmarks, eyes levelled.
     ``flip``: the last pass also reads the mirrored crop and averages (one more model
-    run per face). ``threads``: ONNX Runtime threads (None: its default).
+    run per face; off for a model whose metadata has no mirror offset).
+    ``threads``: ONNX Runtime threads (None: its default).
     """
 
     def __init__(
@@ -79,7 +82,7 @@ class FaceKeypointDetector:
         self._detector_spec = detector
         self._detector: FaceDetector | None = detector if not isinstance(detector, str) else None
         self.refine = refine
-        self.flip = flip
+        self.flip = flip and self.model.mirror_offset is not None
 
     @property
     def detector(self) -> FaceDetector:
@@ -116,7 +119,8 @@ class FaceKeypointDetector:
         crops = np.stack([warp(rgb, m, size) for m in matrices])
         if flip:  # the mirrored crops in the same batch; their points mirrored back and re-indexed
             both = self.model.predict(np.concatenate([crops, crops[:, :, ::-1]]))
-            pred = (both[: len(crops)] + flip_keypoints(both[len(crops) :], size)) / 2.0
+            mirrored = flip_keypoints(both[len(crops) :], size) + self.model.mirror_offset
+            pred = (both[: len(crops)] + mirrored) / 2.0
         else:
             pred = self.model.predict(crops)
         return np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(pred, matrices)])

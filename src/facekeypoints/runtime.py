@@ -71,6 +71,11 @@ class KeypointModel:
         self.input_name = self.session.get_inputs()[0].name
         self.input_size = int(self.metadata["input_size"])
         self.crop_rule = CropRule.from_dict(self.metadata["crop_rule"])
+        # Test-time flip's correction (training/mirror.py): (68, 2) crop pixels added to the mirrored
+        # crop's points; metadata without the key (models trained on mirrored crops) needs none, and
+        # null means it could not be measured, so the mirrored crop must not be used.
+        table = self.metadata.get("mirror_offset", [[0.0, 0.0]] * 68)
+        self.mirror_offset: np.ndarray | None = None if table is None else np.asarray(table, np.float32).reshape(68, 2)
 
     @property
     def name(self) -> str:

@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             "data": str(data),
             "model": str(args.model) if args.model is not None else "bundled",
             "refine": args.refine,
-            "flip": args.flip,
+            "flip": getattr(detector, "flip", args.flip),  # off for a model without a mirror offset
             "limit": args.limit,
         }
     )

@@ -17,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default=None, help="evaluation report.json to embed as the model's metrics")
     parser.add_argument("--data-sha256", default=None, help="sha256 of the training data archive, recorded as is")
     parser.add_argument("--raw", action="store_true", help="export the raw weights instead of their moving average")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="training data to measure the mirror offset of test-time flip on (default: the run's own --data)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing model at --out")
 
 
@@ -37,7 +42,14 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.metrics}: cannot read metrics ({exc})") from None
     data_info = {"sha256": args.data_sha256} if args.data_sha256 else None
     out = export_checkpoint(
-        ckpt, args.out, name=args.name, version=args.version, metrics=metrics, data_info=data_info, use_ema=not args.raw
+        ckpt,
+        args.out,
+        name=args.name,
+        version=args.version,
+        metrics=metrics,
+        data_info=data_info,
+        use_ema=not args.raw,
+        calibration_data=args.data,
     )
     print(out)
     return 0

@@ -33,13 +33,14 @@ class TrainConfig:
     rotate_deg: float = 15.0
     scale_jitter: float = 0.08
     shift: float = 0.05
-    flip_prob: float = 0.5
+    flip_prob: float = 0.0  #: mirror probability; Udacity's labels are not mirror-consistent (training/mirror.py)
     jitter_prob: float = 0.3  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
     occlusion_prob: float = 0.0
     photometric: float = 1.0  #: strength of the colour, blur and noise changes (1 = AugmentConfig's, 0 = none)
     finish_epochs: int = 28  #: last N epochs: rotations capped at finish_rotate_deg (nearer the measured crops)
     finish_rotate_deg: float = 3.0  #: max |rotation| in degrees during the finishing epochs
     finish_photometric: float = 1.0  #: photometric strength during the finishing epochs (at most ``photometric``)
+    finish_flip_prob: float = 0.5  #: mirror probability during the finishing epochs (at most ``flip_prob``)
     threads: int = 0  #: torch intra-op threads per process (0 = torch's default)
     workers: int = 0  #: DataLoader worker processes
     limit: int = 0  #: use only the first N training faces (0 = all); for quick trials

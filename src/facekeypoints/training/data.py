@@ -52,18 +52,19 @@ def load_faces(cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
 
 def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
     """The augmentation of 0-based ``epoch``: the configured ranges, with rotations capped at
-    ``cfg.finish_rotate_deg`` and photometric strength at ``cfg.finish_photometric`` in the last
-    ``cfg.finish_epochs`` epochs (a finishing phase on crops closer to the upright "gt"-rule crops
-    the model is measured on)."""
-    rotate, strength = cfg.rotate_deg, cfg.photometric
+    ``cfg.finish_rotate_deg``, photometric strength at ``cfg.finish_photometric`` and the mirror
+    probability at ``cfg.finish_flip_prob`` in the last ``cfg.finish_epochs`` epochs (a finishing
+    phase on crops closer to the upright, unmirrored "gt"-rule crops the model is measured on)."""
+    rotate, strength, flip = cfg.rotate_deg, cfg.photometric, cfg.flip_prob
     if epoch >= cfg.epochs - cfg.finish_epochs:
         rotate = min(rotate, cfg.finish_rotate_deg)
         strength = min(strength, cfg.finish_photometric)
+        flip = min(flip, cfg.finish_flip_prob)
     return AugmentConfig(
         rotate_deg=rotate,
         scale=cfg.scale_jitter,
         shift=cfg.shift,
-        flip_prob=cfg.flip_prob,
+        flip_prob=flip,
         jitter_prob=cfg.jitter_prob,
         occlusion_prob=cfg.occlusion_prob,
     ).with_photometric_strength(strength)
