@@ -14,7 +14,7 @@ from ..errors import InputError
 class TrainConfig:
     """Everything a training run depends on. Saved as ``config.json`` beside its checkpoints."""
 
-    arch: str = "pip-s3"  #: registered architecture (see facekeypoints.models.available())
+    arch: str = "pip-s2"  #: registered architecture (see facekeypoints.models.available())
     data: str = ""  #: Udacity zip/folder or a 300-W .pts folder; empty = the fetched Udacity zip
     out: str = "runs/train"  #: runs go to OUT/1, OUT/2, ... (never overwritten)
     epochs: int = 280
