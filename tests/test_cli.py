@@ -31,8 +31,9 @@ class FakeFace:
 class FakeDetector:
     """Stands in for the ONNX pipeline: one face filling the middle half of any image."""
 
-    def __init__(self, model=None, detector="yunet", refine=True, threads=None, flip=True):
+    def __init__(self, model=None, detector="yunet", refine=True, threads=None, flip=True, convention="ibug"):
         self.model, self.detector_name, self.refine, self.flip = model, detector, refine, flip
+        self.convention = convention
 
     def __call__(self, image):
         rgb = load_image(image)

@@ -322,9 +322,10 @@ def udacity(tmp_path, monkeypatch):
     table = {i: kps.astype(np.float32) for i, kps in enumerate(names.values())}
     created = []
 
-    def fake_make_detector(model, refine, flip=None):
+    def fake_make_detector(model, refine, flip=None, convention="ibug"):
         det = FakeDetector(table, shifts={1: 5.0}, refine=True if refine is None else refine)
         created.append((model, refine, flip))
+        det.convention = convention
         return det
 
     monkeypatch.setattr(cmd, "make_detector", fake_make_detector)
@@ -384,3 +385,40 @@ def test_command_input_errors(udacity, tmp_path):
     with pytest.raises(DataError, match="not found"):
         cmd.run(parse(["--data", str(tmp_path / "nowhere")]))
     assert not Path("runs").exists()
+
+
+def test_command_scores_a_pts_folder_in_ibug_and_udacity_in_its_own_convention(udacity, tmp_path):
+    """Any 300-W style folder (searched recursively) is evaluated whole, in the iBUG convention, with a
+    per-face table; Udacity data is scored in the Udacity labels' convention."""
+    from facekeypoints.data.pts import write_pts
+
+    root, created = udacity
+    conventions_seen = []
+    real_make = cmd.make_detector
+
+    def recording(model, refine, flip=None, convention="ibug"):
+        conventions_seen.append(convention)
+        return real_make(model, refine, flip, convention=convention)
+
+    cmd.make_detector = recording
+    try:
+        assert cmd.run(parse(["--data", str(root), "--out", "u", "--no-progress"])) == 0
+        folder = tmp_path / "mine" / "sub"
+        folder.mkdir(parents=True)
+        faces = sorted(Path(root / "test").iterdir())
+        from facekeypoints.data.udacity import UdacityDataset
+
+        truth = dict(UdacityDataset(root).annotations("test"))
+        for f in faces:  # the same pictures (pixel (0, 0) names the face for the fake detector) as .png + .pts
+            (folder / (f.stem + ".png")).write_bytes(f.read_bytes())
+            write_pts(folder / (f.stem + ".pts"), truth[f.name])
+        assert cmd.run(parse(["--data", str(tmp_path / "mine"), "--out", "p", "--no-progress"])) == 0
+    finally:
+        cmd.make_detector = real_make
+    assert conventions_seen == ["udacity", "ibug"]
+    u, p = (json.loads(Path(d, "report.json").read_text()) for d in ("u", "p"))
+    assert u["convention"] == "udacity" and p["convention"] == "ibug" and p["split"] == "all"
+    assert p["n_faces"] == 3 and p["nme_mean"] == pytest.approx(u["nme_mean"], abs=1e-2)
+    rows = Path("p/faces.csv").read_text().splitlines()
+    assert rows[0] == "name,nme_io_percent,quality" and len(rows) == 4
+    assert rows[1].startswith("sub/tester0_0.png,") and float(rows[1].split(",")[1]) >= 0

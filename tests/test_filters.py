@@ -453,7 +453,7 @@ def test_spec_file_cache_sees_edits(tmp_path):
 class FakeDetector:
     """Stands in for the ONNX pipeline: one template face in the middle of any image."""
 
-    def __init__(self, model=None, detector="haar", refine=True, flip=True):
+    def __init__(self, model=None, detector="haar", refine=True, flip=True, convention="ibug"):
         pass
 
     def __call__(self, image):

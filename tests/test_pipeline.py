@@ -7,8 +7,8 @@ import pytest
 from matplotlib import cbook
 
 import facekeypoints as fk
-from facekeypoints.geometry import keypoint_box
-from facekeypoints.runtime import DEFAULT_MODEL
+from facekeypoints.geometry import CropRule, keypoint_box
+from facekeypoints.runtime import DEFAULT_MODEL, KeypointModel
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,8 @@ def test_bundled_accuracy_matches_its_metadata(shared_data):
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     samples = UdacityDataset(shared_data / "train-test-data.zip").load("test")
     assert len(samples) == 770
-    report, _ = evaluate_dataset(fk.FaceKeypointDetector(refine=False, flip=False), samples, "gt")
+    detector = fk.FaceKeypointDetector(refine=False, flip=False, convention="udacity")  # scored in its labels' convention
+    report, _ = evaluate_dataset(detector, samples, "gt")
     assert abs(report["nme_mean"] - meta["metrics"]["nme_mean"]) <= 0.1
 
 
@@ -112,3 +113,89 @@ def test_bundled_weights_load_into_torch_for_fine_tuning():
         want = models.InferenceModel(model.eval())(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
     got = fk.FaceKeypointDetector().model.predict(crops)
     assert np.abs(got - want).max() < 0.05
+
+
+class _ScriptedModel(KeypointModel):
+    """A stand-in model whose every call answers the next (points, scores) of a script, whatever the crop."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls = 0
+        self.input_size = 32
+        self.crop_rule = CropRule()
+        self.mirror_offset = np.zeros((68, 2), np.float32)
+        self.has_scores = True
+        self.convention = "ibug"
+        self.metadata = {"name": "scripted", "version": "0"}
+
+    def predict_scored(self, crops):
+        pts, score = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        n = len(crops)
+        return np.repeat(pts[None], n, 0).astype(np.float32), np.full((n, 68), score, np.float32)
+
+
+def _crop_face():
+    from synthetic import template
+
+    return template().astype(np.float32) * 32.0  # a face filling the 32 px crop
+
+
+def test_second_pass_replaces_the_first_only_when_it_scores_at_least_as_well():
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    box = np.array([[20.0, 20.0, 80.0, 80.0]])
+    good, collapsed = _crop_face(), np.full((68, 2), 16.0) + np.random.default_rng(0).normal(0, 0.5, (68, 2))
+    first_better = _ScriptedModel([(good, 0.9), (collapsed, 0.2)])
+    det = fk.FaceKeypointDetector(first_better, flip=False, rescue=False)
+    kps_keep, scores_keep = det.landmarks(rgb, box)
+    assert first_better.calls == 2 and np.allclose(scores_keep, 0.9)
+    second_better = _ScriptedModel([(good, 0.6), (good, 0.8)])
+    _, scores_new = fk.FaceKeypointDetector(second_better, flip=False, rescue=False).landmarks(rgb, box)
+    assert np.allclose(scores_new, 0.8)
+    assert kps_keep.std(axis=1).min() > 5  # the kept first pass, not the collapsed points
+
+
+def test_an_unsure_first_pass_is_read_again_from_rescue_crops():
+    from facekeypoints import quality
+
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    box = np.array([[20.0, 20.0, 80.0, 80.0]])
+    # first pass unsure (0.2), the rescue crops sure (0.9); the second pass of the first reading
+    # stays unsure (0.3) and that of the rescued one is sure (0.95): the rescued reading wins
+    model = _ScriptedModel([(_crop_face(), 0.2), (_crop_face(), 0.9), (_crop_face(), 0.3), (_crop_face(), 0.95)])
+    _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box)
+    assert model.calls == 4 and np.allclose(scores, 0.95)
+    # the same, but the first reading's second pass is the surest: it wins
+    model = _ScriptedModel([(_crop_face(), 0.2), (_crop_face(), 0.9), (_crop_face(), 0.99), (_crop_face(), 0.95)])
+    _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box)
+    assert np.allclose(scores, 0.99)
+    sure = _ScriptedModel([(_crop_face(), quality.RESCUE_BELOW + 0.1)])
+    fk.FaceKeypointDetector(sure, flip=False).landmarks(rgb, box)
+    assert sure.calls == 2  # first and second pass only
+
+
+def test_faces_say_how_sure_the_model_is(detector, grace):
+    faces = detector(grace)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.landmark_scores.shape == (68,) and np.all((0 <= face.landmark_scores) & (face.landmark_scores <= 1))
+    assert face.quality > detector.calibration.threshold  # a clear, frontal face
+    d = face.to_dict()
+    assert 0 <= d["quality"] <= 1 and len(d["landmark_scores"]) == 68
+    noise = (np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)
+    _, scores = detector.landmarks(noise, np.array([[40.0, 40.0, 160.0, 160.0]]))
+    assert detector.calibration.quality(scores[0]) < detector.calibration.threshold
+
+
+def test_convention_moves_the_points_as_the_table_says(grace):
+    from facekeypoints.conventions import convert
+
+    from facekeypoints.errors import InputError
+
+    box = keypoint_box(fk.FaceKeypointDetector()(grace)[0].keypoints)[None]
+    ibug = fk.FaceKeypointDetector().keypoints(grace, box)
+    udacity = fk.FaceKeypointDetector(convention="udacity").keypoints(grace, box)
+    assert np.abs(convert(ibug, "ibug", "udacity") - udacity).max() < 0.01
+    assert (udacity[0, 27:36, 1] - ibug[0, 27:36, 1]).mean() > 1.0  # the Udacity nose sits lower (pixels)
+    with pytest.raises(InputError, match="convention"):
+        fk.FaceKeypointDetector(convention="dlib")

@@ -140,12 +140,14 @@ def test_finishing_epochs_cap_the_rotation():
     assert turns(0).max() > 10.0
 
 
-def test_mirroring_is_off_by_default_and_capped_in_the_finishing_epochs():
-    """Udacity's labels are not mirror-consistent, so the default trains on unmirrored crops;
+def test_mirroring_is_for_mirror_consistent_sources_and_capped_in_the_finishing_epochs(tiny_data):
+    """Udacity's labels are not mirror-consistent, so its crops are never mirrored (the mirror
+    probability applies to 300-W folders only: tests/test_conventions.py checks the crops);
     ``finish_flip_prob`` caps the mirror probability of the finishing epochs."""
-    from facekeypoints.training.data import augment_config
+    from facekeypoints.training.data import augment_config, sources
 
-    assert augment_config(TrainConfig(), 0).flip_prob == 0.0
+    assert augment_config(TrainConfig(), 0).flip_prob == 0.5
+    assert [s.mirror_consistent for s in sources(TrainConfig(data=[str(tiny_data)]))] == [False]
     cfg = TrainConfig(epochs=10, finish_epochs=3, flip_prob=0.5, finish_flip_prob=0.0)
     assert [augment_config(cfg, e).flip_prob for e in range(10)] == [0.5] * 7 + [0.0] * 3
 

@@ -35,6 +35,8 @@ class AugmentConfig:
     noise_prob: float = 0.2
     noise_std: float = 6.0  #: gaussian noise, grey levels
     occlusion_prob: float = 0.0  #: random gray rectangle over part of the crop
+    downscale_prob: float = 0.15  #: shrink the crop to 35-80 % of its side and back (a small or soft photo)
+    jpeg_prob: float = 0.15  #: re-encode as JPEG of quality 20-70 (compression blocks and ringing)
 
     def with_photometric_strength(self, strength: float) -> AugmentConfig:
         """A copy whose colour, blur and noise ranges and probabilities (what :func:`photometric`
@@ -47,6 +49,8 @@ class AugmentConfig:
             gray_prob=self.gray_prob * strength,
             blur_prob=self.blur_prob * strength,
             noise_prob=self.noise_prob * strength,
+            downscale_prob=self.downscale_prob * strength,
+            jpeg_prob=self.jpeg_prob * strength,
         )
 
 
@@ -88,7 +92,8 @@ def warp_sample(image: np.ndarray, keypoints: np.ndarray, matrix: np.ndarray, si
 
 
 def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Random brightness, contrast, saturation, gray, blur and noise on an RGB uint8 crop."""
+    """Random brightness, contrast, saturation, gray, blur, down-scaling, noise, JPEG and occlusion
+    on an RGB uint8 crop."""
     img = crop.astype(np.float32)
     if rng.random() < cfg.gray_prob:
         g = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -103,8 +108,18 @@ def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) 
     if rng.random() < cfg.blur_prob:
         k = int(rng.choice([3, 5]))
         img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < cfg.downscale_prob:
+        h, w = img.shape[:2]
+        f = rng.uniform(0.35, 0.8)
+        small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < cfg.noise_prob:
         img = img + rng.normal(0.0, cfg.noise_std, img.shape).astype(np.float32)
+    if rng.random() < cfg.jpeg_prob:
+        q = int(rng.integers(20, 71))
+        ok, buf = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32)
     if cfg.occlusion_prob > 0 and rng.random() < cfg.occlusion_prob:
         h, w = img.shape[:2]
         rw, rh = int(rng.uniform(0.15, 0.4) * w), int(rng.uniform(0.15, 0.4) * h)

@@ -27,7 +27,7 @@ def onnx_bytes(model) -> bytes:
     """The ONNX graph of ``model`` with its decode (:class:`models.InferenceModel`): what runtime runs.
 
     Input ``image`` (N, 3, S, S) float32 RGB in [0, 255], output ``keypoints`` (N, 68, 2)
-    crop pixels; N is dynamic.
+    crop pixels and, for the PIP nets, ``landmark_scores`` (N, 68) in [0, 1]; N is dynamic.
     """
     import torch
 
@@ -39,13 +39,15 @@ def onnx_bytes(model) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            wrapper = models.InferenceModel(model.eval(), scores=True).eval()
+            outputs = ["keypoints", "landmark_scores"] if wrapper.scores else ["keypoints"]
             torch.onnx.export(
-                models.InferenceModel(model.eval()).eval(),
+                wrapper,
                 (torch.rand(2, 3, s, s) * 255.0,),
                 tmp,
                 input_names=["image"],
-                output_names=["keypoints"],
-                dynamic_axes={"image": {0: "n"}, "keypoints": {0: "n"}},
+                output_names=outputs,
+                dynamic_axes={"image": {0: "n"}, **{name: {0: "n"} for name in outputs}},
                 opset_version=17,
                 dynamo=False,
             )
@@ -96,7 +98,10 @@ def export_checkpoint(
     atomic_write(out.with_suffix(".npz"), npz.getvalue())
     if data_info is None:
         cfg = ckpt.get("config", {})
-        data_info = _describe_data(cfg.get("data", ""), cfg.get("val_fraction", 0.1))
+        paths = cfg.get("data", "")
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        described = [_describe_data(p, cfg.get("val_fraction", 0.1)) for p in paths]
+        data_info = described[0] if len(described) == 1 else {"sources": described}
     meta = {
         "schema": "facekeypoints-model/v1",
         "name": name or out.stem,
@@ -110,6 +115,8 @@ def export_checkpoint(
         "crop_rule": ckpt["crop_rule"],
         "weights": "ema" if key == "ema" else "raw",
         "mirror_offset": _mirror_table(model, ckpt, calibration_data),
+        # runs before multi-source training learned the Udacity labels as they are
+        "convention": ckpt.get("config", {}).get("convention", "udacity"),
         "epochs_trained": ckpt.get("epoch"),
         "best_val_nme": _finite_or_none(ckpt.get("best_val_nme")),
         "training_command": ckpt.get("command", ""),
@@ -143,20 +150,23 @@ def _mirror_table(model, ckpt: dict, data: str | None) -> list | None:
     from .errors import FaceKeypointsError
     from .geometry import CropRule
     from .training.config import TrainConfig
-    from .training.data import load_faces
+    from .training.data import load_sources
     from .training.mirror import mirror_offset
 
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in ckpt.get("config", {}).items() if k in known})
     if data is not None:
-        cfg.data = data
+        cfg.data = [data]
     try:
         if "config" not in ckpt and data is None:
             raise FaceKeypointsError("the checkpoint does not say what it was trained on; pass --data")
-        train, _ = load_faces(cfg)
+        loaded = load_sources(cfg)
     except (FaceKeypointsError, OSError) as exc:
         print(f"warning: no mirror offset measured, test-time flip will be off ({exc})", file=sys.stderr)
         return None
+    # measured where the labels are mirror-consistent (300-W) when the run had such faces
+    consistent = [s for src, t, _ in loaded if src.mirror_consistent for s in t]
+    train = consistent or [s for _, t, _ in loaded for s in t]
     table = mirror_offset(model, train, CropRule.from_dict(ckpt["crop_rule"]))
     return [[round(float(x), 3), round(float(y), 3)] for x, y in table]
 
@@ -180,6 +190,10 @@ def _describe_data(path: str, val_fraction: float) -> dict:
     if info.get("sha256") == UDACITY_SHA256:
         part = "all of the training split" if not val_fraction else "training split minus the validation people"
         info["name"] = f"Udacity facial keypoints (YouTube Faces frames), {part}"
+    elif path and p.is_dir():
+        info["faces"] = sum(1 for _ in p.rglob("*.pts"))
+        part = "all of them" if not val_fraction else "minus the held-out photos"
+        info["name"] = f"300-W style .pts folder ({part}); 300-W's images and annotations are for research use only"
     return info
 
 
@@ -195,6 +209,14 @@ def load_bundled_state(path: str | Path | None = None) -> tuple[dict, str]:
     with np.load(npz) as z:
         state = {k: torch.from_numpy(z[k].copy()) for k in z.files}
     return state, meta["arch"]
+
+
+def update_metadata(onnx_path: str | Path, key: str, value) -> None:
+    """Set ``key`` of an exported model's metadata to ``value`` (the ONNX file, and its hash, unchanged)."""
+    meta_path = Path(onnx_path).with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta[key] = value
+    atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
 
 
 def update_metrics(onnx_path: str | Path, metrics: dict) -> None:

@@ -7,6 +7,14 @@ last pass also reads the mirrored crop and averages the two answers (test-time
 flip: a little more accurate, one more model run per face), after adding the
 model's mirror offset to the mirrored answer (:mod:`facekeypoints.training.mirror`);
 a model whose offset is unknown skips the mirrored crop.
+
+Every pass is scored by the model itself (its landmark scores, :mod:`facekeypoints.quality`).
+When the first pass looks unsure, a few rotated and widened crops of the same box are read
+too and the best-scoring one is kept; and the second pass replaces the first only when it
+scores at least as well. So a wrong first pass cannot be zoomed into by the second.
+
+Output points follow a landmark ``convention`` (:mod:`facekeypoints.conventions`): iBUG 300-W
+by default, or the Udacity labels' ``"udacity"``.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from . import quality as _quality
+from .conventions import check_convention, convert
 from .detectors import FaceDetector, create_detector
 from .geometry import apply_affine, box_crop_matrix, invert_affine, keypoints_crop_matrix, warp
 from .image_io import ImageLike, load_image
-from .landmarks import flip_keypoints
+from .landmarks import FLIP_PERMUTATION, flip_keypoints
 from .pose import head_pose
 from .runtime import KeypointModel
 
@@ -29,6 +39,9 @@ from .runtime import KeypointModel
 class Face:
     """One face: ``box`` (x0, y0, x1, y1) and ``keypoints`` (68, 2) in image pixels, x then y.
 
+    ``score``: the face detector's confidence. ``quality``: how sure the landmark model is of
+    the whole fit, in [0, 1] (calibrated: :mod:`facekeypoints.quality` says what a value means);
+    ``landmark_scores``: (68,) in [0, 1], one per point. Both None for a model without scores.
     ``pose``: (yaw, pitch, roll) in degrees (signs in :mod:`facekeypoints.pose`), or None.
     ``track_id``: the face's id across video frames (:mod:`facekeypoints.video`), else None.
     """
@@ -39,14 +52,21 @@ class Face:
     extra: dict[str, Any] = field(default_factory=dict)
     pose: tuple[float, float, float] | None = None
     track_id: int | None = None
+    landmark_scores: np.ndarray | None = None
+    quality: float | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready dict: box, score, keypoints (68 [x, y] pairs, pixels), plus any extra fields."""
+        """JSON-ready dict: box, score, keypoints (68 [x, y] pairs, pixels), quality and
+        landmark_scores (when the model gives them), plus any extra fields."""
         d = {
             "box": [round(float(v), 2) for v in self.box],
             "score": round(float(self.score), 4),
             "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints],
         }
+        if self.quality is not None:
+            d["quality"] = round(float(self.quality), 4)
+        if self.landmark_scores is not None:
+            d["landmark_scores"] = [round(float(v), 3) for v in self.landmark_scores]
         if self.pose is not None:
             d["pose"] = {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), self.pose)}
         if self.track_id is not None:
@@ -68,6 +88,10 @@ class FaceKeypointDetector:
     ``flip``: the last pass also reads the mirrored crop and averages (one more model
     run per face; off for a model whose metadata has no mirror offset).
     ``threads``: ONNX Runtime threads (None: its default).
+    ``convention``: landmark convention of the output points, "ibug" (iBUG 300-W, as dlib) or
+    "udacity" (the Udacity labels'): :mod:`facekeypoints.conventions`.
+    ``rescue``: when the first pass looks unsure, also read rotated and widened crops of the box
+    and keep the best-scoring (needs a model with landmark scores).
     """
 
     def __init__(
@@ -77,12 +101,17 @@ class FaceKeypointDetector:
         refine: bool = True,
         threads: int | None = None,
         flip: bool = True,
+        convention: str = "ibug",
+        rescue: bool = True,
     ):
         self.model = model if isinstance(model, KeypointModel) else KeypointModel(model, threads=threads)
         self._detector_spec = detector
         self._detector: FaceDetector | None = detector if not isinstance(detector, str) else None
         self.refine = refine
         self.flip = flip and self.model.mirror_offset is not None
+        self.convention = check_convention(convention)
+        self.rescue = rescue and self.model.has_scores
+        self.calibration = _quality.Calibration.from_metadata(self.model.metadata)
 
     @property
     def detector(self) -> FaceDetector:
@@ -100,6 +129,8 @@ class FaceKeypointDetector:
             "detector": name,
             "refine": self.refine,
             "flip": self.flip,
+            "convention": self.convention,
+            "rescue": self.rescue,
         }
 
     def __call__(self, image: ImageLike) -> list[Face]:
@@ -108,22 +139,102 @@ class FaceKeypointDetector:
         boxes, scores = self.detector.detect(rgb)
         if len(boxes) == 0:
             return []
-        kps = self.keypoints(rgb, self.detector.to_keypoint_box(boxes))
+        kps, lm_scores = self.landmarks(rgb, self.detector.to_keypoint_box(boxes))
         size = (rgb.shape[1], rgb.shape[0])
-        return [
-            Face(np.asarray(b, np.float32), float(s), k, pose=head_pose(k, size)) for b, s, k in zip(boxes, scores, kps)
-        ]
+        faces = []
+        for i, (b, s, k) in enumerate(zip(boxes, scores, kps)):
+            ls = None if lm_scores is None else lm_scores[i]
+            q = None if ls is None else self.calibration.quality(ls)
+            faces.append(
+                Face(np.asarray(b, np.float32), float(s), k, pose=head_pose(k, size), landmark_scores=ls, quality=q)
+            )
+        return faces
 
-    def _predict(self, rgb: np.ndarray, matrices: list[np.ndarray], flip: bool = False) -> np.ndarray:
+    def _predict(
+        self, rgb: np.ndarray, matrices: list[np.ndarray], flip: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model pass over the crops ``matrices`` cut: (N, 68, 2) image pixels in the model's own
+        convention, and (N, 68) landmark scores or None."""
         size = self.model.input_size
         crops = np.stack([warp(rgb, m, size) for m in matrices])
         if flip:  # the mirrored crops in the same batch; their points mirrored back and re-indexed
-            both = self.model.predict(np.concatenate([crops, crops[:, :, ::-1]]))
-            mirrored = flip_keypoints(both[len(crops) :], size) + self.model.mirror_offset
-            pred = (both[: len(crops)] + mirrored) / 2.0
+            both, both_scores = self.model.predict_scored(np.concatenate([crops, crops[:, :, ::-1]]))
+            n = len(crops)
+            mirrored = flip_keypoints(both[n:], size) + self.model.mirror_offset
+            pred = (both[:n] + mirrored) / 2.0
+            scores = None if both_scores is None else (both_scores[:n] + both_scores[n:][:, FLIP_PERMUTATION]) / 2.0
         else:
-            pred = self.model.predict(crops)
-        return np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(pred, matrices)])
+            pred, scores = self.model.predict_scored(crops)
+        return np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(pred, matrices)]), scores
+
+    def _rescue_crops(self, box: np.ndarray, points: np.ndarray) -> list[np.ndarray]:
+        """Crop matrices of :data:`quality.RESCUE_CROPS` around the box's centre and (with
+        :data:`quality.RESCUE_RECENTRE`) around the median of an unsure reading's points, which
+        finds the face's middle even when their spread is wrong."""
+        rule, size = self.model.crop_rule, self.model.input_size
+        x0, y0, x1, y1 = (float(v) for v in box)
+        half = max(x1 - x0, y1 - y0) / 2.0
+        centres = [((x0 + x1) / 2.0, (y0 + y1) / 2.0), tuple(np.median(points, axis=0))]
+        mats = []
+        for cx, cy in centres[: 1 + _quality.RESCUE_RECENTRE]:
+            for angle_deg, widen in _quality.RESCUE_CROPS:
+                h = half * widen
+                mats.append(
+                    box_crop_matrix(np.array([cx - h, cy - h, cx + h, cy + h]), rule, size, np.deg2rad(angle_deg))
+                )
+        return mats
+
+    def _refined(
+        self, rgb: np.ndarray, kps: np.ndarray, scores: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The second pass from ``kps``; with scores, a face keeps the reading that scores better."""
+        rule, size = self.model.crop_rule, self.model.input_size
+        k2, s2 = self._predict(rgb, [keypoints_crop_matrix(k, rule, size) for k in kps], flip=self.flip)
+        if scores is None or s2 is None:
+            return k2, s2
+        better = _quality.raw_score(s2) >= _quality.raw_score(scores) - _quality.REFINE_MARGIN
+        return np.where(better[:, None, None], k2, kps), np.where(better[:, None], s2, scores)
+
+    def landmarks(
+        self, rgb: np.ndarray, boxes: np.ndarray, convention: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Landmarks and their scores for caller-given face boxes, no detection.
+
+        Same inputs as :meth:`keypoints`. Returns ``(keypoints (N, 68, 2) float32 image pixels in
+        ``convention`` (default: this detector's), landmark scores (N, 68) float32 in [0, 1] or None
+        for a model without scores)``.
+
+        Passes: the crop of each box; with ``rescue``, for a face whose first reading scores under
+        :data:`quality.RESCUE_BELOW`, the rescue crops too, the best-scoring of them taken further
+        beside the first; with ``refine``, a second pass from each reading's points (kept only where
+        it scores at least as well). Each face ends with its best-scoring reading.
+        """
+        rgb = load_image(rgb) if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3) else rgb
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            empty = np.zeros((0, 68), np.float32) if self.model.has_scores else None
+            return np.zeros((0, 68, 2), np.float32), empty
+        rule, size = self.model.crop_rule, self.model.input_size
+        first_flip = self.flip and not self.refine
+        kps, scores = self._predict(rgb, [box_crop_matrix(b, rule, size) for b in boxes], flip=first_flip)
+        unsure = np.zeros(0, int)
+        if self.rescue and scores is not None:
+            unsure = np.flatnonzero(_quality.raw_score(scores) < _quality.RESCUE_BELOW)
+        if len(unsure):
+            per_face = [self._rescue_crops(boxes[i], kps[i]) for i in unsure]
+            ck, cs = self._predict(rgb, [m for mats in per_face for m in mats], flip=first_flip)
+            n = len(per_face[0])
+            best = _quality.raw_score(cs).reshape(len(unsure), n).argmax(axis=1) + np.arange(len(unsure)) * n
+            alt_k, alt_s = ck[best], cs[best]
+        if self.refine:
+            kps, scores = self._refined(rgb, kps, scores)
+            if len(unsure):
+                alt_k, alt_s = self._refined(rgb, alt_k, alt_s)
+        if len(unsure):
+            take = _quality.raw_score(alt_s) > _quality.raw_score(scores[unsure])
+            kps[unsure[take]], scores[unsure[take]] = alt_k[take], alt_s[take]
+        kps = convert(kps, self.model.convention, convention or self.convention)
+        return kps.astype(np.float32), None if scores is None else scores.astype(np.float32)
 
     def keypoints(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Landmarks for caller-given face boxes, no detection.
@@ -131,14 +242,7 @@ class FaceKeypointDetector:
         ``rgb``: RGB uint8 (H, W, 3). ``boxes``: (N, 4) x0, y0, x1, y1 in pixels, in the
         "keypoint box" convention (the tight box around a face's 68 points); boxes from
         another detector should go through its ``to_keypoint_box`` first (``refine``
-        makes the result tolerant to the difference). Returns (N, 68, 2) float32 pixels.
+        makes the result tolerant to the difference). Returns (N, 68, 2) float32 pixels,
+        x then y, in this detector's ``convention``.
         """
-        rgb = load_image(rgb) if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3) else rgb
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        if len(boxes) == 0:
-            return np.zeros((0, 68, 2), np.float32)
-        rule, size = self.model.crop_rule, self.model.input_size
-        kps = self._predict(rgb, [box_crop_matrix(b, rule, size) for b in boxes], flip=self.flip and not self.refine)
-        if self.refine:
-            kps = self._predict(rgb, [keypoints_crop_matrix(k, rule, size) for k in kps], flip=self.flip)
-        return kps.astype(np.float32)
+        return self.landmarks(rgb, boxes)[0]

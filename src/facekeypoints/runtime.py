@@ -69,6 +69,8 @@ class KeypointModel:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"{self.path}: not a loadable ONNX model ({str(exc).splitlines()[0][:120]})") from None
         self.input_name = self.session.get_inputs()[0].name
+        #: whether the graph also answers (N, 68) landmark scores (exports since model version 7)
+        self.has_scores = len(self.session.get_outputs()) > 1
         self.input_size = int(self.metadata["input_size"])
         self.crop_rule = CropRule.from_dict(self.metadata["crop_rule"])
         # Test-time flip's correction (training/mirror.py): (68, 2) crop pixels added to the mirrored
@@ -76,6 +78,9 @@ class KeypointModel:
         # null means it could not be measured, so the mirrored crop must not be used.
         table = self.metadata.get("mirror_offset", [[0.0, 0.0]] * 68)
         self.mirror_offset: np.ndarray | None = None if table is None else np.asarray(table, np.float32).reshape(68, 2)
+        #: landmark convention of the model's answers (conventions.py); models before version 7
+        #: learned the Udacity labels only and say nothing
+        self.convention: str = str(self.metadata.get("convention", "udacity"))
 
     @property
     def name(self) -> str:
@@ -87,6 +92,11 @@ class KeypointModel:
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) RGB uint8 crops -> (N, 68, 2) float32 crop-pixel keypoints."""
+        return self.predict_scored(crops)[0]
+
+    def predict_scored(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S, 3) RGB uint8 crops -> ((N, 68, 2) float32 crop-pixel keypoints, (N, 68) float32
+        landmark scores in [0, 1], or None for a model that does not answer them)."""
         crops = np.asarray(crops)
         if crops.ndim == 3:
             crops = crops[None]
@@ -94,6 +104,8 @@ class KeypointModel:
         if crops.shape[1:] != (s, s, 3):
             raise ModelError(f"model expects crops of shape (N, {s}, {s}, 3), got {crops.shape}")
         if len(crops) == 0:
-            return np.zeros((0, 68, 2), np.float32)
+            return np.zeros((0, 68, 2), np.float32), (np.zeros((0, 68), np.float32) if self.has_scores else None)
         x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})[0].astype(np.float32)
+        out = self.session.run(None, {self.input_name: x})
+        scores = out[1].astype(np.float32) if self.has_scores else None
+        return out[0].astype(np.float32), scores

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .conventions import convert
 from .detectors import box_iou
 from .errors import InputError
 from .geometry import apply_affine, invert_affine, keypoint_box, keypoints_crop_matrix, warp
@@ -316,6 +317,7 @@ class Track:
     age: int = 1
     lost_at: int = -1
     head_pose: HeadPose | None = None
+    landmark_scores: np.ndarray | None = None  #: the model's scores of the latest reading
 
     def crop_points(self, t: float) -> np.ndarray:
         """Where to cut the next crop: the smoothed landmarks carried on to time ``t`` at their
@@ -387,23 +389,25 @@ class Tracker:
             self._scan(rgb, t, full=not self.tracks or bool(lost))
         return self._faces(rgb)
 
-    def _landmarks(self, rgb: np.ndarray, keypoints: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """One batched model call on crops cut from each face's landmarks: (N, 68, 2) landmarks and
-        each crop's contrast (standard deviation of its grey levels)."""
+    def _landmarks(self, rgb: np.ndarray, keypoints: list[np.ndarray]):
+        """One batched model call on crops cut from each face's landmarks: (N, 68, 2) landmarks (the
+        model's own convention), their (N, 68) scores or None, and each crop's contrast (standard
+        deviation of its grey levels)."""
         model = self.detector.model
         mats = [keypoints_crop_matrix(k, model.crop_rule, model.input_size) for k in keypoints]
         crops = np.stack([warp(rgb, m, model.input_size) for m in mats])
-        pred = model.predict(crops)
+        pred, scores = model.predict_scored(crops)
         kps = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(pred, mats)]).astype(np.float64)
         contrast = crops[:, ::2, ::2, 1].reshape(len(crops), -1).std(axis=1)  # green ~ luminance, every other pixel
-        return kps, contrast
+        return kps, scores, contrast
 
     def _follow(self, rgb: np.ndarray, t: float) -> list[Track]:
         h, w = rgb.shape[:2]
-        new, contrast = self._landmarks(rgb, [tr.crop_points(t) for tr in self.tracks])
+        new, scores, contrast = self._landmarks(rgb, [tr.crop_points(t) for tr in self.tracks])
         kept, lost = [], []
-        for tr, k, c in zip(self.tracks, new, contrast):
+        for i, (tr, k, c) in enumerate(zip(self.tracks, new, contrast)):
             if c >= self.options.min_contrast and self._plausible(tr.keypoints, k, w, h):
+                tr.landmark_scores = None if scores is None else scores[i]
                 tr.observe(k, t)
                 kept.append(tr)
             else:
@@ -480,14 +484,17 @@ class Tracker:
             new = new[: max(0, o.max_faces - len(self.tracks))]  # detections come sorted by score
         if len(new) == 0:
             return
-        kps = self.detector.keypoints(rgb, kboxes[new].astype(np.float32)).astype(np.float64)
-        for i, k in zip(new, kps):
+        # tracks follow the model's own convention; Face outputs are converted in _faces
+        kps, lm_scores = self.detector.landmarks(rgb, kboxes[new].astype(np.float32), self.detector.model.convention)
+        kps = kps.astype(np.float64)
+        for j, (i, k) in enumerate(zip(new, kps)):
             box = keypoint_box(k)
             if not np.isfinite(k).all():
                 continue
             if any(box_iou(box, keypoint_box(tr.keypoints))[0, 0] > 0.5 for tr in self.tracks):
                 continue  # its landmarks slid onto a face already tracked
             self.tracks.append(self._new_track(k, float(scores[i]), t))
+            self.tracks[-1].landmark_scores = None if lm_scores is None else lm_scores[j]
         self.tracks.sort(key=lambda tr: tr.id)
 
     def _confirm(self, rgb: np.ndarray, track: Track) -> float | None:
@@ -529,11 +536,14 @@ class Tracker:
     def _faces(self, rgb: np.ndarray) -> list[Face]:
         size = (rgb.shape[1], rgb.shape[0])
         faces = []
+        det = self.detector
         for tr in self.tracks:
-            k = tr.smoothed.astype(np.float32)
+            k = convert(tr.smoothed, det.model.convention, det.convention)
             pose = None
             if self.options.pose:
                 tr.head_pose = solve_head_pose(k, size, guess=tr.head_pose)  # warm start from the last frame
                 pose = None if tr.head_pose is None else tr.head_pose.angles
-            faces.append(Face(keypoint_box(k), tr.score, k, pose=pose, track_id=tr.id))
+            ls = tr.landmark_scores
+            q = None if ls is None else det.calibration.quality(ls)
+            faces.append(Face(keypoint_box(k), tr.score, k, pose=pose, track_id=tr.id, landmark_scores=ls, quality=q))
         return faces

@@ -26,9 +26,23 @@ def add_detector_arguments(parser: argparse.ArgumentParser, default: str | None 
 
 
 def add_pass_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--no-refine`` and ``--no-flip``: the pipeline's optional passes, on by default."""
+    """``--no-refine`` and ``--no-flip``: the pipeline's optional passes, on by default; ``--convention``."""
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
     parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
+    add_convention_argument(parser)
+
+
+def add_convention_argument(parser: argparse.ArgumentParser) -> None:
+    """``--convention ibug|udacity``: where the output points sit (facekeypoints.conventions)."""
+    from ..conventions import CONVENTIONS
+
+    parser.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="ibug",
+        help="landmark convention of the output: 'ibug' (iBUG 300-W, as dlib and 300-W) or 'udacity' "
+        "(the Udacity keypoints labels') (default: ibug)",
+    )
 
 
 def check_min_face(min_face: float | None) -> None:

@@ -160,6 +160,7 @@ class _Config:
     threads: int | None
     min_face: float | None = None
     flip: bool = True
+    convention: str = "ibug"
 
 
 _DETECTOR: Any = None
@@ -178,7 +179,13 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
     from ..pipeline import FaceKeypointDetector
 
     detector = detector_spec(config.detector, config.min_face)
-    kwargs: dict[str, Any] = {"model": config.model, "detector": detector, "refine": config.refine, "flip": config.flip}
+    kwargs: dict[str, Any] = {
+        "model": config.model,
+        "detector": detector,
+        "refine": config.refine,
+        "flip": config.flip,
+        "convention": config.convention,
+    }
     if config.threads:
         kwargs["threads"] = config.threads
     _DETECTOR = FaceKeypointDetector(**kwargs)
@@ -392,7 +399,9 @@ def run(args: argparse.Namespace) -> int:
 
     workers = max(1, min(workers, len(jobs)))
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    config = _Config(args.model, args.detector, not args.no_refine, threads, args.min_face, not args.no_flip)
+    config = _Config(
+        args.model, args.detector, not args.no_refine, threads, args.min_face, not args.no_flip, args.convention
+    )
     sinks: dict[str, _Sink] = {}
     images: list[dict] = []
     errors: list[dict] = []

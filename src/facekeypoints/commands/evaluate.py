@@ -1,12 +1,16 @@
-"""``facekeypoints evaluate``: accuracy of a keypoint model on the Udacity test (or validation) faces.
+"""``facekeypoints evaluate``: landmark accuracy on the Udacity test (or validation) faces or on any
+300-W style folder (``.pts`` beside each image, searched recursively).
 
 ``facekeypoints evaluate [--data PATH] [--split test|val] [--model FILE.onnx] [--protocol gt|detector]
 [--refine/--no-refine] [--flip/--no-flip] [--out DIR] [--limit N]``
 
-Writes ``report.json`` and ``ced.png`` into the output folder (``runs/evaluate/N`` by
-default, the first ``N`` not taken) and prints a short table. The protocols are those of
-DESIGN.md: "gt" feeds the tight box around the ground-truth keypoints to the landmark
-model; "detector" runs face detection end to end and matches faces to the ground truth.
+Writes ``report.json``, ``faces.csv`` (one row per face: its name, NME_io and quality) and
+``ced.png`` into the output folder (``runs/evaluate/N`` by default, the first ``N`` not taken)
+and prints a short table. The protocols are those of DESIGN.md: "gt" feeds the tight box
+around the ground-truth keypoints to the landmark model; "detector" runs face detection end
+to end and matches faces to the ground truth. Each data set is scored in its own labels'
+landmark convention (:mod:`facekeypoints.conventions`): Udacity in "udacity", ``.pts``
+folders in "ibug".
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ..data.udacity import Sample, UdacityDataset, train_val_split
 from ..errors import InputError, ModelError
 from ..geometry import keypoint_box
 
-HELP = "measure landmark accuracy (NME, FR, AUC, CED) on the Udacity test or validation faces"
+HELP = "measure landmark accuracy (NME, FR, AUC, CED) on the Udacity faces or a 300-W .pts folder"
 
 PROTOCOLS = ("gt", "detector")
 SPLITS = ("test", "val")
@@ -45,14 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         metavar="PATH",
         default=None,
-        help=f"Udacity zip or extracted folder (default: {default_udacity_path()})",
+        help=f"Udacity zip or extracted folder, or a 300-W style folder of .pts files beside images, "
+        f"searched recursively (default: {default_udacity_path()})",
     )
     parser.add_argument(
         "--split",
         choices=SPLITS,
         default="test",
-        help="'test': the 770 public test faces; 'val': the faces held out of the training split "
-        f"(train_val_split, fraction {VAL_FRACTION}, seed {VAL_SEED}) (default: test)",
+        help="Udacity only: 'test': the 770 public test faces; 'val': the faces held out of the training split "
+        f"(train_val_split, fraction {VAL_FRACTION}, seed {VAL_SEED}) (default: test). A .pts folder is "
+        "evaluated whole",
     )
     parser.add_argument("--model", metavar="FILE.onnx", default=None, help="ONNX model (default: the bundled one)")
     parser.add_argument(
@@ -101,6 +107,7 @@ def evaluate_dataset(
     iou_threshold: float = IOU_THRESHOLD,
     progress: bool = False,
     total: int | None = None,
+    qualities_out: list[float] | None = None,
 ) -> tuple[dict, np.ndarray]:
     """Run ``detector`` over annotated ``samples`` and score it under ``protocol``.
 
@@ -116,19 +123,27 @@ def evaluate_dataset(
     ``detection_rate`` (percent), ``n_detections`` and ``n_unmatched_detections``
     (detections matched to no annotated face; an image can hold unannotated faces).
     Detections are matched on the box of their predicted keypoints versus the
-    ground-truth keypoint box, so both boxes follow the same rule.
+    ground-truth keypoint box, so both boxes follow the same rule. ``qualities_out``, when
+    given, receives every sample's face quality (NaN: not found or no quality).
     """
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     preds: list[np.ndarray] = []
     gts: list[np.ndarray] = []
     errors: list[float] = []
+    qualities: list[float] = [] if qualities_out is None else qualities_out
     n_detections = 0
+    calibration = getattr(detector, "calibration", None)
     for sample in _progress(samples, total, progress):
         gt = np.asarray(sample.keypoints, dtype=np.float32)
         gt_box = keypoint_box(gt)[None]
         if protocol == "gt":
-            pred = np.asarray(detector.keypoints(sample.image, gt_box), dtype=np.float32)[0]
+            if hasattr(detector, "landmarks"):
+                kps, scores = detector.landmarks(sample.image, gt_box)
+                q = calibration.quality(scores[0]) if scores is not None and calibration is not None else None
+            else:
+                kps, q = detector.keypoints(sample.image, gt_box), None
+            pred = np.asarray(kps, dtype=np.float32)[0]
         else:
             faces = list(detector(sample.image))
             n_detections += len(faces)
@@ -136,8 +151,11 @@ def evaluate_dataset(
             match = evaluation.match_detections(det_boxes, gt_box, iou_threshold)[0]
             if match < 0:
                 errors.append(float("nan"))
+                qualities.append(float("nan"))
                 continue
             pred = np.asarray(faces[match].keypoints, dtype=np.float32)
+            q = getattr(faces[match], "quality", None)
+        qualities.append(float("nan") if q is None else float(q))
         preds.append(pred)
         gts.append(gt)
         errors.append(float(evaluation.nme_io(pred, gt)[0]))
@@ -151,11 +169,44 @@ def evaluate_dataset(
         report["n_detections"] = n_detections
         report["n_unmatched_detections"] = n_detections - len(gts)
         report["iou_threshold"] = iou_threshold
+    q = np.asarray(qualities, dtype=np.float64)
+    ok = np.isfinite(q) & np.isfinite(errors)
+    if ok.any():
+        from ..quality import roc_auc
+
+        e = np.asarray(errors)[ok]
+        sep = (e < 0.05) | (e > 0.10)
+        report["quality"] = {
+            "mean": round(float(q[ok].mean()), 4),
+            # how well quality tells fits under 5 % NME from failures over 10 % (NaN: no failures)
+            "roc_auc_good_vs_failed": _finite_or_none(roc_auc(q[ok][sep], e[sep] < 0.05)),
+        }
     return report, np.asarray(errors, dtype=np.float64)
 
 
+def _finite_or_none(x: float) -> float | None:
+    return round(float(x), 4) if np.isfinite(x) else None
+
+
+def is_pts_folder(data: str | Path) -> bool:
+    """Whether ``data`` is a 300-W style folder (any ``.pts`` file under it)."""
+    path = Path(data)
+    return path.is_dir() and next(path.rglob("*.pts"), None) is not None
+
+
+def data_convention(data: str | Path) -> str:
+    """The landmark convention of a data set's labels: "ibug" for .pts folders, else "udacity"."""
+    return "ibug" if is_pts_folder(data) else "udacity"
+
+
 def load_samples(data: str | Path, split: str, limit: int | None = None) -> tuple[Iterable[Sample], int]:
-    """Lazily decoded samples of ``split`` ("test" or "val") and how many there are."""
+    """Lazily decoded samples of ``split`` ("test" or "val"; a .pts folder is read whole) and how many."""
+    if is_pts_folder(data):
+        from ..data.pts import PtsDataset
+
+        ds = PtsDataset(data)
+        total = len(ds) if limit is None else min(limit, len(ds))
+        return itertools.islice(ds.iter_samples(), total), total
     ds = UdacityDataset(data)
     if split == "test":
         source_split, names = "test", [n for n, _ in ds.annotations("test")]
@@ -167,6 +218,17 @@ def load_samples(data: str | Path, split: str, limit: int | None = None) -> tupl
     wanted = set(names)
     total = len(names) if limit is None else min(limit, len(names))
     return itertools.islice(ds.iter_samples(source_split, wanted), total), total
+
+
+def write_face_table(path: Path, names: list[str], errors: np.ndarray, qualities: np.ndarray) -> None:
+    """``name,nme_io_percent,quality`` per face (empty cells: face not found / no quality)."""
+
+    def cell(v: float, digits: int) -> str:
+        return "" if not np.isfinite(v) else f"{v:.{digits}f}"
+
+    rows = ["name,nme_io_percent,quality"]
+    rows += [f"{n},{cell(100 * e, 3)},{cell(q, 4)}" for n, e, q in zip(names, errors, qualities)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 def next_run_dir(root: str | Path = Path("runs") / "evaluate") -> Path:
@@ -200,11 +262,12 @@ def _make_out(out: str | None) -> Path:
     return path
 
 
-def make_detector(model: str | None, refine: bool | None, flip: bool | None = None) -> Any:
-    """The pipeline detector for ``--model`` / ``--refine`` / ``--flip`` (``None`` keeps its defaults)."""
+def make_detector(model: str | None, refine: bool | None, flip: bool | None = None, convention: str = "ibug") -> Any:
+    """The pipeline detector for ``--model`` / ``--refine`` / ``--flip`` (``None`` keeps its defaults),
+    answering in ``convention``."""
     from ..pipeline import FaceKeypointDetector
 
-    kwargs: dict[str, Any] = {"model": model}
+    kwargs: dict[str, Any] = {"model": model, "convention": convention}
     if refine is not None:
         kwargs["refine"] = refine
     if flip is not None:
@@ -218,7 +281,7 @@ def format_table(report: dict) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}%"
 
-    lines = [f"protocol {report['protocol']}  faces {report['n_faces']}"]
+    lines = [f"protocol {report['protocol']}  faces {report['n_faces']}  convention {report.get('convention', '?')}"]
     if "detection_rate" in report:
         lines.append(f"detection rate {pct(report['detection_rate'])}  matched {report['n_matched']}")
     lines.append(f"NME_io  mean {pct(report['nme_mean'])}  median {pct(report['nme_median'])}")
@@ -231,6 +294,12 @@ def format_table(report: dict) -> str:
         lo, hi = row["range"]
         sizes.append(f"[{lo:g},{'inf' if hi is None else f'{hi:g}'}) n={row['count']} {pct(row['nme_mean'])}")
     lines.append("by size " + "  ".join(sizes))
+    if "quality" in report:
+        auc = report["quality"]["roc_auc_good_vs_failed"]
+        lines.append(
+            f"quality mean {report['quality']['mean']:.3f}  ROC AUC (<5 % vs >10 % NME) "
+            + ("- (needs faces on both sides)" if auc is None else f"{auc:.3f}")
+        )
     return "\n".join(lines)
 
 
@@ -246,12 +315,20 @@ def run(args: argparse.Namespace) -> int:
         args.refine = args.protocol == "detector"
     if args.flip is None:
         args.flip = args.protocol == "detector"
-    detector = make_detector(args.model, args.refine, args.flip)
+    convention = data_convention(data)
+    detector = make_detector(args.model, args.refine, args.flip, convention=convention)
     progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
-    report, errors = evaluate_dataset(detector, samples, args.protocol, progress=progress, total=total)
+    names: list[str] = []
+    samples = (names.append(s.name) or s for s in samples)
+    qualities: list[float] = []
+    report, errors = evaluate_dataset(
+        detector, samples, args.protocol, progress=progress, total=total, qualities_out=qualities
+    )
+    pts = is_pts_folder(data)
     report.update(
         {
-            "split": args.split,
+            "split": "all" if pts else args.split,
+            "convention": convention,
             "data": str(data),
             "model": str(args.model) if args.model is not None else "bundled",
             "refine": args.refine,
@@ -261,12 +338,10 @@ def run(args: argparse.Namespace) -> int:
     )
     out = _make_out(args.out)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_face_table(out / "faces.csv", names, errors, np.asarray(qualities, np.float64))
     label = Path(args.model).stem if args.model is not None else "bundled model"
-    evaluation.plot_ced(
-        {label: errors[np.isfinite(errors)]},
-        out / "ced.png",
-        title=f"CED, Udacity {args.split}, {args.protocol} boxes",
-    )
+    title = f"{data.name}, {args.protocol} boxes" if pts else f"Udacity {args.split}, {args.protocol} boxes"
+    evaluation.plot_ced({label: errors[np.isfinite(errors)]}, out / "ced.png", title=f"CED, {title}")
     print(format_table(report))
-    print(f"wrote {out / 'report.json'} and {out / 'ced.png'}")
+    print(f"wrote {out / 'report.json'}, {out / 'faces.csv'} and {out / 'ced.png'}")
     return 0

@@ -65,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
     outputs = output_paths(args.images, out_dir, _label(flt.name))
 
     detector = FaceKeypointDetector(
-        model=args.model, refine=not args.no_refine, flip=not args.no_flip, detector=detector_from_args(args)
+        model=args.model,
+        refine=not args.no_refine,
+        flip=not args.no_flip,
+        detector=detector_from_args(args),
+        convention=args.convention,
     )
     failed = 0
     for image, out in zip(args.images, outputs):

@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             min_face=args.min_face,
             refine=not args.no_refine,
             flip=not args.no_flip,
+            convention=args.convention,
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
             max_pixels=int(args.max_megapixels * 1e6),
             timeout_s=args.timeout,

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import add_detector_arguments, detector_from_args
+from . import add_convention_argument, add_detector_arguments, detector_from_args
 
 HELP = "landmarks on a video file or webcam, tracked and smoothed"
 
@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-landmarks", action="store_true", help="do not draw landmarks and boxes on --out")
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser)
+    add_convention_argument(parser)
     parser.add_argument(
         "--detect-every",
         type=int,
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     apply_filter = _load_filter(args.filter) if args.filter else None
 
     source = open_video(args.src)
-    detector = FaceKeypointDetector(model=args.model, detector=detector_from_args(args))
+    detector = FaceKeypointDetector(model=args.model, detector=detector_from_args(args), convention=args.convention)
     options = dataclasses.replace(TrackerOptions(), detect_every=args.detect_every, smoothing=smoothing, fps=source.fps)
     tracker = Tracker(detector, options)
 

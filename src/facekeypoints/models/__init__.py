@@ -48,14 +48,25 @@ def count_parameters(model: nn.Module) -> int:
 
 
 class InferenceModel(nn.Module):
-    """forward + decode: float RGB (N, 3, S, S) in [0, 255] -> (N, 68, 2) crop pixels."""
+    """forward + decode: float RGB (N, 3, S, S) in [0, 255] -> (N, 68, 2) crop pixels; with
+    ``scores`` (for a model with ``decode_with_scores``: the PIP nets) the pair of that and the
+    (N, 68) landmark scores in [0, 1]."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, scores: bool = False):
         super().__init__()
         self.model = model
+        self.scores = scores and can_score(model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(self.model(x))
+    def forward(self, x: torch.Tensor):
+        raw = self.model(x)
+        if self.scores:
+            return self.model.decode_with_scores(raw)
+        return self.model.decode(raw)
+
+
+def can_score(model: nn.Module) -> bool:
+    """Whether ``model`` answers landmark scores (``decode_with_scores``)."""
+    return hasattr(model, "decode_with_scores")
 
 
 from . import compact, seed  # noqa: E402,F401  (registers the architectures)

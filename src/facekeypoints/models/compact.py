@@ -69,6 +69,15 @@ class PIPNet(nn.Module):
         return self.head_out(self.fuse(f8 + up))  # (N, 204, H, W): 68 scores, 68 dx, 68 dy
 
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.decode_with_scores(raw)[0]
+
+    def decode_with_scores(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(points (N, 68, 2) crop pixels, scores (N, 68) in [0, 1])``.
+
+        A landmark's score is the probability mass, under the softmax over all cells its cell
+        classifier was trained with, that lies in the 3x3 cells around its best cell: near 1 when
+        the model is sure where the point is, low when its evidence is spread over the face (an
+        occluded or ambiguous point, a crop that holds no face)."""
         _, _, h, w = raw.shape
         scores = raw[:, :68].reshape(-1, 68, h * w)
         offsets = raw[:, 68:].reshape(-1, 2, 68, h * w)
@@ -76,11 +85,19 @@ class PIPNet(nn.Module):
         cx = idx % w
         cy = torch.div(idx - cx, w, rounding_mode="trunc")  # exact here; one ONNX node (a floor division is several)
         s = float(self.stride)
+        prob = torch.softmax(scores, dim=2)
+        # the 3x3 cells around the best one, moved inward at the grid's border (as the window below)
+        bx, by = cx.clamp(1, w - 2), cy.clamp(1, h - 2)
+        near = torch.arange(-1, 2, device=raw.device)
+        ny3, nx3 = torch.meshgrid(near, near, indexing="ij")
+        cells3 = (by + ny3.reshape(1, 1, -1)) * w + bx + nx3.reshape(1, 1, -1)
+        confidence = torch.gather(prob, 2, cells3).sum(2)
         if not self.window:
             ox = torch.gather(offsets[:, 0], 2, idx)
             oy = torch.gather(offsets[:, 1], 2, idx)
             # Cell (i, j) covers crop pixels [j*s - 0.5, (j+1)*s - 0.5) in x (pixel-centre origin).
-            return torch.stack([(cx.to(raw.dtype) + ox), (cy.to(raw.dtype) + oy)], dim=2).squeeze(3) * s - 0.5
+            pts = torch.stack([(cx.to(raw.dtype) + ox), (cy.to(raw.dtype) + oy)], dim=2).squeeze(3) * s - 0.5
+            return pts, confidence
         # The window is centred on the best cell, moved inward when that cell is on the grid's border so
         # that the whole window lies inside (it still holds the best cell). Under the "gt" crops fewer than
         # 1 point in 1000 has its best cell on the border, and moving the window there changed no score
@@ -95,7 +112,7 @@ class PIPNet(nn.Module):
         weight = torch.softmax(torch.gather(scores, 2, cells) / self.temperature, dim=2)
         x = ((nx.to(raw.dtype) + torch.gather(offsets[:, 0], 2, cells)) * weight).sum(2)
         y = ((ny.to(raw.dtype) + torch.gather(offsets[:, 1], 2, cells)) * weight).sum(2)
-        return torch.stack([x, y], dim=2) * s - 0.5
+        return torch.stack([x, y], dim=2) * s - 0.5, confidence
 
 
 @register("pip-s")

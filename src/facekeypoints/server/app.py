@@ -113,6 +113,10 @@ class FaceOut(BaseModel):
     score: float = Field(description="face detector confidence")
     keypoints: list[list[float]] = Field(description="68 [x, y] pairs in image pixels (iBUG order, 0-based)")
     pose: dict[str, float] | None = Field(None, description="yaw, pitch, roll in degrees, once head pose exists")
+    quality: float | None = Field(
+        None, description="how sure the landmark model is of this face, 0-1 (see the model card for the threshold)"
+    )
+    landmark_scores: list[float] | None = Field(None, description="68 per-landmark confidences, 0-1")
 
 
 class ModelOut(BaseModel):
@@ -123,6 +127,7 @@ class ModelOut(BaseModel):
     detector: str
     refine: bool
     flip: bool = True
+    convention: str = "ibug"
 
 
 class LandmarksOut(BaseModel):
@@ -207,7 +212,11 @@ class Engine:
 
         c = self.config
         return FaceKeypointDetector(
-            model=self.model, detector=detector_for(c.detector, c.min_face), refine=c.refine, flip=c.flip
+            model=self.model,
+            detector=detector_for(c.detector, c.min_face),
+            refine=c.refine,
+            flip=c.flip,
+            convention=c.convention,
         )
 
     def detector(self):

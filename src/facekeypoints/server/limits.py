@@ -199,6 +199,7 @@ class ServerConfig:
     min_face: float | None = None  #: smallest face side in pixels the detector looks for (None: its default)
     refine: bool = True
     flip: bool = True  #: also read the mirrored crop in the last pass (see FaceKeypointDetector)
+    convention: str = "ibug"  #: landmark convention of the answers (facekeypoints.conventions)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_PIXELS
     timeout_s: float = 20.0
@@ -220,6 +221,10 @@ class ServerConfig:
             raise ValueError("max_queue must not be negative")
         if self.min_face is not None and not self.min_face > 0:
             raise ValueError(f"min_face must be a positive number of pixels, got {self.min_face}")
+        from ..conventions import CONVENTIONS
+
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {self.convention!r}")
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that :meth:`from_env` reads back (to hand the config to worker processes)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import InputError
@@ -15,9 +15,15 @@ class TrainConfig:
     """Everything a training run depends on. Saved as ``config.json`` beside its checkpoints."""
 
     arch: str = "pip-s2"  #: registered architecture (see facekeypoints.models.available())
-    data: str = ""  #: Udacity zip/folder or a 300-W .pts folder; empty = the fetched Udacity zip
+    data: list[str] = field(
+        default_factory=list
+    )  #: --data repeated: Udacity zips/folders and 300-W .pts folders; none = the fetched Udacity zip
+    data_weights: str = ""  #: comma list, one per --data: faces drawn per epoch = weight x faces (default 1 each)
+    convention: str = (
+        "ibug"  #: landmark convention the model learns; each source's labels are converted to it (conventions.py)
+    )
     out: str = "runs/train"  #: runs go to OUT/1, OUT/2, ... (never overwritten)
-    epochs: int = 280
+    epochs: int = 120
     batch_size: int = 32
     lr: float = 3e-3  #: peak AdamW learning rate (2e-2 was no better at full length: architecture_sweep.md)
     weight_decay: float = 5e-5
@@ -30,10 +36,12 @@ class TrainConfig:
     point_weight: float = 0.0  #: PIP head: weight of an L1 loss on the decoded points (cell units)
     label_sigma: float = 0.0  #: PIP head: cell label as a Gaussian of this many cells (0 = one-hot)
     neighbour_weight: float = 0.25  #: PIP head: weight of the 8 neighbouring cells' offset L1
-    rotate_deg: float = 15.0
+    rotate_deg: float = 25.0  #: max |rotation| of a crop in degrees (real photos roll their heads)
     scale_jitter: float = 0.08
     shift: float = 0.05
-    flip_prob: float = 0.0  #: mirror probability; Udacity's labels are not mirror-consistent (training/mirror.py)
+    #: mirror probability, for sources with mirror-consistent labels (300-W); Udacity crops are never
+    #: mirrored, their labels are not mirror-consistent (training/mirror.py)
+    flip_prob: float = 0.5
     jitter_prob: float = 0.3  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
     occlusion_prob: float = 0.0
     photometric: float = 1.0  #: strength of the colour, blur and noise changes (1 = AugmentConfig's, 0 = none)
@@ -51,6 +59,12 @@ class TrainConfig:
     profile: bool = False  #: write a torch profiler trace of a few steps into the run folder
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):  # configs written before --data could be repeated
+            self.data = [self.data] if self.data else []
+        else:
+            self.data = [str(d) for d in self.data]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -61,7 +75,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> No
     for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
-        if f.type in (bool, "bool"):
+        if str(f.type).startswith("list"):
+            parser.add_argument(flag, dest=f.name, action="append", default=None, help="(repeatable; default: none)")
+        elif f.type in (bool, "bool"):
             parser.add_argument(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=f"(default: {default})"
             )

@@ -27,7 +27,7 @@ from ..geometry import CropRule
 from ..landmarks import OUTER_EYE_CORNERS
 from .checkpoint import load_checkpoint, load_weights, save_atomic
 from .config import TrainConfig
-from .data import AugmentedFaces, augment_config, fixed_crops, load_faces
+from .data import AugmentedFaces, augment_config, fixed_crops, load_sources
 from .losses import loss_for
 from .schedule import warmup_cosine
 from .seeding import seed_everything
@@ -136,8 +136,11 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
     if cfg.init and ckpt is None:
         _load_init(model, cfg.init)
 
-    train_s, val_s = load_faces(cfg)
-    train_set = AugmentedFaces(train_s, size, rule, augment_config(cfg, 0), cfg.seed)
+    loaded = load_sources(cfg)
+    train_s = [s for _, t, _ in loaded for s in t]
+    val_s = [s for _, _, v in loaded for s in v]
+    groups = [(t, src.weight, src.mirror_consistent) for src, t, _ in loaded]
+    train_set = AugmentedFaces(groups, size, rule, augment_config(cfg, 0), cfg.seed)
     val_x, val_y = fixed_crops(val_s, size, rule) if is_main else (None, None)
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
@@ -198,6 +201,8 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
     if is_main:
         print(
             f"training {cfg.arch} ({models.count_parameters(model):,} parameters) on {len(train_s)} faces "
+            f"({', '.join(f'{Path(src.path).name}: {len(t)} x {src.weight:g}' for src, t, _ in loaded)}; "
+            f"{len(train_set)} crops/epoch, labels in the {cfg.convention} convention) "
             f"({len(val_s)} validation), {world} process(es), {steps_per_epoch} steps/epoch -> {run_dir}",
             file=sys.stderr,
         )

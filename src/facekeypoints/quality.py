@@ -1,0 +1,110 @@
+"""How sure the landmark model is: landmark scores -> one calibrated ``quality`` per face.
+
+The PIP head scores, for every landmark, how much of its cell probability lies in the 3x3
+cells around its answer (:meth:`facekeypoints.models.compact.PIPNet.decode_with_scores`):
+``landmark_scores`` (68,) in [0, 1]. A face's raw score is their mean (:func:`raw_score`).
+
+``quality`` maps the raw score through a logistic curve fitted at export on held-out faces
+(``bench/quality_calibration.py``), so that it reads as the probability that the fit is good
+(NME_io under 5 %). The model's metadata holds the fit (``quality``: ``a``, ``b``) and the
+threshold that best separates good fits from failures (``threshold``); a model without a fit
+reports the raw score.
+
+The pipeline also uses the raw score to choose between readings of a face: the rescue crops
+of an unsure first pass and the second pass against the first (:mod:`facekeypoints.pipeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: A first pass whose raw score is under this is read again from :data:`RESCUE_CROPS`.
+RESCUE_BELOW = 0.99
+
+#: (rotation in degrees, widening of the box) of the rescue crops.
+RESCUE_CROPS = ((-30.0, 1.0), (30.0, 1.0), (0.0, 1.35), (-55.0, 1.15), (55.0, 1.15))
+
+#: Whether the rescue crops are also cut around the centre of the unsure first pass's points.
+RESCUE_RECENTRE = True
+
+#: The second pass is kept unless its raw score is under the first's by more than this.
+REFINE_MARGIN = 0.0
+
+#: Quality under which a face is best treated as a failed fit, for a model without a fitted threshold.
+DEFAULT_THRESHOLD = 0.5
+
+
+def raw_score(landmark_scores: np.ndarray) -> np.ndarray:
+    """Mean of the (..., 68) landmark scores over the landmarks: (...,)."""
+    return np.asarray(landmark_scores, np.float64).mean(axis=-1)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``quality = 1 / (1 + exp(-a * (raw - b)))``; ``a = 0`` means no fit (quality = raw score)."""
+
+    a: float = 0.0
+    b: float = 0.0
+    threshold: float = DEFAULT_THRESHOLD
+
+    @classmethod
+    def from_metadata(cls, metadata: dict) -> Calibration:
+        q = metadata.get("quality") or {}
+        try:
+            return cls(float(q.get("a", 0.0)), float(q.get("b", 0.0)), float(q.get("threshold", DEFAULT_THRESHOLD)))
+        except (TypeError, ValueError):
+            return cls()
+
+    def quality(self, landmark_scores: np.ndarray) -> float | np.ndarray:
+        """Quality in [0, 1] of one face's (68,) scores (a float) or of (N, 68) scores ((N,) array)."""
+        raw = raw_score(landmark_scores)
+        q = np.clip(raw, 0.0, 1.0) if self.a == 0 else 1.0 / (1.0 + np.exp(-self.a * (raw - self.b)))
+        return float(q) if np.ndim(q) == 0 else q
+
+    def to_dict(self) -> dict:
+        return {"a": round(self.a, 4), "b": round(self.b, 4), "threshold": round(self.threshold, 4)}
+
+
+def fit_logistic(raw: np.ndarray, good: np.ndarray, iterations: int = 500) -> tuple[float, float]:
+    """(a, b) of ``P(good) = sigmoid(a * (raw - b))`` by Newton's method on the log-likelihood
+    (a small ridge keeps it finite when the classes separate)."""
+    x = np.asarray(raw, np.float64)
+    y = np.asarray(good, np.float64)
+    w = np.zeros(2)  # logit = w0 + w1 * x
+    xs = np.stack([np.ones_like(x), x], axis=1)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(xs @ w)))
+        grad = xs.T @ (p - y) + 1e-3 * w
+        hess = (xs * (p * (1 - p))[:, None]).T @ xs + 1e-3 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    a = float(w[1])
+    b = float(-w[0] / w[1]) if w[1] != 0 else 0.0
+    return a, b
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative
+    (ties count half). NaN when either class is empty."""
+    s = np.asarray(scores, np.float64)
+    pos = np.asarray(positive, bool)
+    p, n = s[pos], s[~pos]
+    if len(p) == 0 or len(n) == 0:
+        return float("nan")
+    order = np.argsort(np.concatenate([p, n]), kind="mergesort")
+    ranks = np.empty(len(order))
+    allv = np.concatenate([p, n])[order]
+    # average ranks of ties
+    i = 0
+    while i < len(allv):
+        j = i
+        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    rp = ranks[: len(p)].sum()
+    return float((rp - len(p) * (len(p) + 1) / 2.0) / (len(p) * len(n)))
