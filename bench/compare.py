@@ -149,16 +149,18 @@ def main() -> None:
     ds = UdacityDataset(args.data)
     test = ds.load("test")
     rows, speed = [], {}
-    ours = FaceKeypointDetector(args.model, refine=False, flip=False, threads=1)  # the model alone
+    ours = FaceKeypointDetector(
+        args.model, refine=False, flip=False, threads=1, convention="udacity"
+    )  # the model alone
     rep, errs_ours = evaluate_dataset(ours, test, "gt")
     rows.append(row(f"facekeypoints {ours.model.name}", rep))
     curves = {"facekeypoints": errs_ours}
-    e2e = FaceKeypointDetector(args.model, refine=True, threads=1)
+    e2e = FaceKeypointDetector(args.model, refine=True, threads=1, convention="udacity")
     rep, _ = evaluate_dataset(e2e, test, "detector")
     rows.append(row(f"facekeypoints {ours.model.name} + {e2e.model_info()['detector']} detector, refine + flip", rep))
     speed["facekeypoints_ms_per_face"] = round(speed_ours(args.model, test), 4)
     if args.seed_model:
-        seed = FaceKeypointDetector(args.seed_model, refine=False, flip=False, threads=1)
+        seed = FaceKeypointDetector(args.seed_model, refine=False, flip=False, threads=1, convention="udacity")
         rep, errs_seed = evaluate_dataset(seed, test, "gt")
         rows.append(row("seed baseline (Udacity-style CNN)", rep))
         curves["seed baseline"] = errs_seed

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         test = test[: args.limit]
 
-    ours = FaceKeypointDetector(args.model, threads=1)  # the defaults: detector and refine
+    ours = FaceKeypointDetector(args.model, threads=1, convention="udacity")  # the defaults: detector and refine
     default_refine = ours.refine
     ours_name = f"facekeypoints {ours.model.name} + {DEFAULT_DETECTOR}"
     dlib = None if args.no_dlib else DlibEndToEnd(upsample=1)
@@ -150,10 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         for refine in (True, False):
             if det == DEFAULT_DETECTOR and refine == default_refine:
                 continue
-            fk = FaceKeypointDetector(args.model, detector=det, refine=refine, threads=1)
+            fk = FaceKeypointDetector(args.model, detector=det, refine=refine, threads=1, convention="udacity")
             label = "refine + flip" if refine else "single pass + flip, calibrated box"
             rows.append(accuracy_row(f"facekeypoints + {det}, {label}", fk, test, detector=det, refine=refine))
-    no_flip = FaceKeypointDetector(args.model, refine=default_refine, flip=False, threads=1)
+    no_flip = FaceKeypointDetector(args.model, refine=default_refine, flip=False, threads=1, convention="udacity")
     rows.append(
         accuracy_row(
             f"facekeypoints + {DEFAULT_DETECTOR}, default without flip",
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(
         accuracy_row(
             "facekeypoints, gt boxes (landmark model alone)",
-            FaceKeypointDetector(args.model, refine=False, flip=False, threads=1),
+            FaceKeypointDetector(args.model, refine=False, flip=False, threads=1, convention="udacity"),
             test,
             protocol="gt",
             detector=None,

@@ -4,7 +4,7 @@ For every held-out face of the run (300-W photos held out by ``split_by_group``,
 held out by ``train_val_split``: faces the weights never saw, and never a test set) the default
 pipeline reads the face from its true box and from three disturbed boxes (shifted, shrunk,
 grown or turned, as a poor face detector would give), which yields good fits and failures alike.
-``quality`` = logistic(raw landmark score) is fitted to "NME_io under 5 %" on half the faces
+``quality`` = logistic(evidence of the raw landmark score) is fitted to "NME_io under 5 %" on half the faces
 (alternate photos) and its ROC AUC (fits under 5 % against fits over 10 %) is reported on the
 other half; the curve written to the model is then fitted on all of them. Crops that hold no
 face (noise, flat gray, a gradient, a photo's corner) and faces cut in half are scored too.
@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     good, bad = nme < 0.05, nme > 0.10
     sep = good | bad
 
-    a, b = quality.fit_logistic(raw[half == 0], good[half == 0])
+    z = quality.evidence(raw)
+    a, b = quality.fit_logistic(z[half == 0], good[half == 0])
     q_test = quality.Calibration(a, b).quality(raw[half == 1][:, None].repeat(68, 1))
     auc = quality.roc_auc(q_test[sep[half == 1]], good[half == 1][sep[half == 1]])
     # threshold: the best balance (Youden's J) of good fits kept and failures caught, on the test half
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
         if j > j_best:
             j_best, thr = float(j), float(t)
 
-    a_all, b_all = quality.fit_logistic(raw, good)
+    a_all, b_all = quality.fit_logistic(z, good)
     cal = quality.Calibration(a_all, b_all, thr)
     q_all = cal.quality(raw[:, None].repeat(68, 1))
 

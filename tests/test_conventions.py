@@ -131,7 +131,8 @@ def test_weights_set_how_many_faces_of_each_source_an_epoch_draws_and_only_consi
     assert np.array_equal(x.numpy(), x_unmirrored.numpy()) and np.allclose(y.numpy(), y_unmirrored.numpy())
     xb, _ = ds[len(ds) - 1]  # source b: mirrored
     face_b = b[ds._plan[len(ds) - 1, 1]]
-    xb0, _ = AugmentedFaces([([face_b], 1.0, True)], 64, CropRule(), AugmentConfig(**{**aug.__dict__, "flip_prob": 0.0}), 0)[0]
+    unflipped = AugmentConfig(**{**aug.__dict__, "flip_prob": 0.0})
+    xb0, _ = AugmentedFaces([([face_b], 1.0, True)], 64, CropRule(), unflipped, 0)[0]
     assert np.abs(xb.numpy() - xb0.numpy()[:, :, ::-1]).mean() < 2.0
     ds.epoch = 1
     assert len(ds) == 24
@@ -150,12 +151,13 @@ def test_roc_auc_known_values():
 
 def test_logistic_fit_orders_and_centres_the_curve():
     rng = np.random.default_rng(1)
-    raw = rng.uniform(0, 1, 400)
-    good = rng.random(400) < 1 / (1 + np.exp(-12 * (raw - 0.6)))
-    a, b = quality.fit_logistic(raw, good)
-    assert 6 < a < 24 and abs(b - 0.6) < 0.08
+    z = rng.uniform(0, 8, 400)
+    good = rng.random(400) < 1 / (1 + np.exp(-2 * (z - 4)))
+    a, b = quality.fit_logistic(z, good)
+    assert 1 < a < 4 and abs(b - 4) < 0.6
     cal = quality.Calibration(a, b)
-    q = cal.quality(np.full((3, 68), [[0.2], [0.6], [0.95]]))
+    raw = 1 - np.exp(-np.array([1.0, b, 7.5]))  # evidence 1, b and 7.5
+    q = cal.quality(np.repeat(raw[:, None], 68, axis=1))
     assert q[0] < 0.1 < 0.3 < q[1] < 0.7 < 0.9 < q[2]
     assert quality.Calibration().quality(np.full(68, 0.4)) == pytest.approx(0.4)  # no fit: the raw score
     assert quality.Calibration.from_metadata({"quality": {"a": 3, "b": 0.5, "threshold": 0.4}}).threshold == 0.4

@@ -4,7 +4,9 @@ The PIP head scores, for every landmark, how much of its cell probability lies i
 cells around its answer (:meth:`facekeypoints.models.compact.PIPNet.decode_with_scores`):
 ``landmark_scores`` (68,) in [0, 1]. A face's raw score is their mean (:func:`raw_score`).
 
-``quality`` maps the raw score through a logistic curve fitted at export on held-out faces
+The raw scores of good fits crowd just under 1 (the head is sure of its cell), so ``quality``
+works on the evidence ``z = -ln(1 - raw)`` (:func:`evidence`: 0.9 -> 2.3, 0.999 -> 6.9) and maps it
+through a logistic curve fitted on held-out faces
 (``bench/quality_calibration.py``), so that it reads as the probability that the fit is good
 (NME_io under 5 %). The model's metadata holds the fit (``quality``: ``a``, ``b``) and the
 threshold that best separates good fits from failures (``threshold``); a model without a fit
@@ -41,9 +43,14 @@ def raw_score(landmark_scores: np.ndarray) -> np.ndarray:
     return np.asarray(landmark_scores, np.float64).mean(axis=-1)
 
 
+def evidence(raw: np.ndarray) -> np.ndarray:
+    """``-ln(1 - raw)``: the raw score spread out near 1 (capped at ln(1e6) = 13.8)."""
+    return -np.log(np.maximum(1.0 - np.asarray(raw, np.float64), 1e-6))
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """``quality = 1 / (1 + exp(-a * (raw - b)))``; ``a = 0`` means no fit (quality = raw score)."""
+    """``quality = 1 / (1 + exp(-a * (evidence(raw) - b)))``; ``a = 0`` means no fit (quality = raw score)."""
 
     a: float = 0.0
     b: float = 0.0
@@ -60,17 +67,17 @@ class Calibration:
     def quality(self, landmark_scores: np.ndarray) -> float | np.ndarray:
         """Quality in [0, 1] of one face's (68,) scores (a float) or of (N, 68) scores ((N,) array)."""
         raw = raw_score(landmark_scores)
-        q = np.clip(raw, 0.0, 1.0) if self.a == 0 else 1.0 / (1.0 + np.exp(-self.a * (raw - self.b)))
+        q = np.clip(raw, 0.0, 1.0) if self.a == 0 else 1.0 / (1.0 + np.exp(-self.a * (evidence(raw) - self.b)))
         return float(q) if np.ndim(q) == 0 else q
 
     def to_dict(self) -> dict:
         return {"a": round(self.a, 4), "b": round(self.b, 4), "threshold": round(self.threshold, 4)}
 
 
-def fit_logistic(raw: np.ndarray, good: np.ndarray, iterations: int = 500) -> tuple[float, float]:
-    """(a, b) of ``P(good) = sigmoid(a * (raw - b))`` by Newton's method on the log-likelihood
+def fit_logistic(x: np.ndarray, good: np.ndarray, iterations: int = 500) -> tuple[float, float]:
+    """(a, b) of ``P(good) = sigmoid(a * (x - b))`` by Newton's method on the log-likelihood
     (a small ridge keeps it finite when the classes separate)."""
-    x = np.asarray(raw, np.float64)
+    x = np.asarray(x, np.float64)
     y = np.asarray(good, np.float64)
     w = np.zeros(2)  # logit = w0 + w1 * x
     xs = np.stack([np.ones_like(x), x], axis=1)
