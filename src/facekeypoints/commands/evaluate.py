@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import evaluation
 from ..data.fetch import default_udacity_path
-from ..data.udacity import Sample, UdacityDataset, train_val_split
+from ..data.pts import PTS_CONVENTION, PtsDataset, is_pts_folder
+from ..data.udacity import UDACITY_CONVENTION, Sample, UdacityDataset, train_val_split
 from ..errors import InputError, ModelError
 from ..geometry import keypoint_box
 
@@ -188,22 +189,9 @@ def _finite_or_none(x: float) -> float | None:
     return round(float(x), 4) if np.isfinite(x) else None
 
 
-def is_pts_folder(data: str | Path) -> bool:
-    """Whether ``data`` is a 300-W style folder (any ``.pts`` file under it)."""
-    path = Path(data)
-    return path.is_dir() and next(path.rglob("*.pts"), None) is not None
-
-
-def data_convention(data: str | Path) -> str:
-    """The landmark convention of a data set's labels: "ibug" for .pts folders, else "udacity"."""
-    return "ibug" if is_pts_folder(data) else "udacity"
-
-
 def load_samples(data: str | Path, split: str, limit: int | None = None) -> tuple[Iterable[Sample], int]:
     """Lazily decoded samples of ``split`` ("test" or "val"; a .pts folder is read whole) and how many."""
     if is_pts_folder(data):
-        from ..data.pts import PtsDataset
-
         ds = PtsDataset(data)
         total = len(ds) if limit is None else min(limit, len(ds))
         return itertools.islice(ds.iter_samples(), total), total
@@ -315,7 +303,8 @@ def run(args: argparse.Namespace) -> int:
         args.refine = args.protocol == "detector"
     if args.flip is None:
         args.flip = args.protocol == "detector"
-    convention = data_convention(data)
+    pts = is_pts_folder(data)
+    convention = PTS_CONVENTION if pts else UDACITY_CONVENTION  # each data set in its own labels' convention
     detector = make_detector(args.model, args.refine, args.flip, convention=convention)
     progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     names: list[str] = []
@@ -324,7 +313,6 @@ def run(args: argparse.Namespace) -> int:
     report, errors = evaluate_dataset(
         detector, samples, args.protocol, progress=progress, total=total, qualities_out=qualities
     )
-    pts = is_pts_folder(data)
     report.update(
         {
             "split": "all" if pts else args.split,

@@ -39,6 +39,15 @@ IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG")
 #: Added to 0-based coordinates to get 300-W's 1-based ones.
 PTS_OFFSET = 1.0
 
+#: Landmark convention of 300-W annotations (facekeypoints.conventions); they are mirror-consistent.
+PTS_CONVENTION = "ibug"
+
+
+def is_pts_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a 300-W style folder: a folder with a ``.pts`` file somewhere under it."""
+    path = Path(path)
+    return path.is_dir() and next(path.rglob("*.pts"), None) is not None
+
 
 def read_pts(path: str | os.PathLike) -> np.ndarray:
     """Read a 68-point ``.pts`` file; returns (68, 2) float32 in 0-based pixels."""

@@ -22,6 +22,9 @@ from ..landmarks import NUM_LANDMARKS
 
 SPLITS = {"training": "training_frames_keypoints.csv", "test": "test_frames_keypoints.csv"}
 
+#: Landmark convention of the Udacity labels (facekeypoints.conventions); not mirror-consistent.
+UDACITY_CONVENTION = "udacity"
+
 
 @dataclass
 class Sample:

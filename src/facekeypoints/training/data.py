@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 
 from ..augment import AugmentConfig, augment
 from ..conventions import check_convention, convert
-from ..data.udacity import Sample, UdacityDataset, train_val_split
+from ..data.pts import PTS_CONVENTION, is_pts_folder
+from ..data.udacity import UDACITY_CONVENTION, Sample, UdacityDataset, train_val_split
 from ..errors import DataError, InputError
 from ..geometry import CropRule, apply_affine, box_crop_matrix, keypoint_box, warp
 from .config import TrainConfig
@@ -53,12 +54,11 @@ def sources(cfg: TrainConfig) -> list[Source]:
             raise InputError(f"--data-weights must all be positive, got {cfg.data_weights!r}")
     out = []
     for p, w in zip(paths, weights):
-        path = Path(p)
-        if path.is_dir() and next(path.rglob("*.pts"), None) is not None:
+        if is_pts_folder(p):
             # 300-W annotations are iBUG's own and mirror-consistent (FLIP_PERMUTATION is theirs)
-            out.append(Source(p, "pts", "ibug", True, w))
+            out.append(Source(p, "pts", PTS_CONVENTION, True, w))
         else:
-            out.append(Source(p, "udacity", "udacity", False, w))
+            out.append(Source(p, "udacity", UDACITY_CONVENTION, False, w))
     return out
 
 
@@ -123,12 +123,6 @@ def load_sources(cfg: TrainConfig) -> list[tuple[Source, list[Sample], list[Samp
             )
         )
     return out
-
-
-def load_faces(cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
-    """(train, val) samples of every source together, labels in ``cfg.convention``."""
-    loaded = load_sources(cfg)
-    return [s for _, t, _ in loaded for s in t], [s for _, _, v in loaded for s in v]
 
 
 def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
