@@ -74,11 +74,38 @@ def test_missing_metadata_and_missing_model(tmp_path, exported):
         KeypointModel(tmp_path / "none.onnx")
 
 
-def test_exported_torch_weights_load_back(exported):
-    onnx_path, _ = exported
+@pytest.mark.parametrize("which", ["exported", "bundled"])
+def test_exported_torch_weights_load_back(exported, which):
+    """The .npz beside an .onnx (what `train --init` starts from) is the network the .onnx runs.
+
+    Loaded into torch, it gives the ONNX model's landmarks (and scores) on a face crop and on
+    noise crops: for the model exported here, and for the bundled one on a real face.
+    """
+    import cv2
+    from matplotlib import cbook
+
+    from facekeypoints.image_io import load_image
+    from facekeypoints.runtime import DEFAULT_MODEL
+
+    onnx_path = exported[0] if which == "exported" else DEFAULT_MODEL
     state, arch = load_bundled_state(onnx_path)
     model = models.create(arch)
-    model.load_state_dict(state)
+    model.load_state_dict(state)  # strict: every tensor present, with its shape
+    runtime = KeypointModel(onnx_path)
+    s = runtime.input_size
+    grace = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    face = cv2.resize(grace[90:350, 130:390], (s, s), interpolation=cv2.INTER_AREA)  # the face, a little wide
+    noise = (np.random.default_rng(2).random((2, s, s, 3)) * 255).astype(np.uint8)
+    crops = np.concatenate([face[None], noise])
+    want, want_scores = runtime.predict_scored(crops)
+    wrapper = models.InferenceModel(model.eval(), scores=want_scores is not None).eval()
+    with torch.no_grad():
+        got = wrapper(torch.from_numpy(crops).permute(0, 3, 1, 2).float())
+    got, got_scores = (got[0].numpy(), got[1].numpy()) if want_scores is not None else (got.numpy(), None)
+    assert got.shape == want.shape == (3, 68, 2)
+    assert np.abs(got - want).max() < 1e-3, np.abs(got - want).max()  # crop pixels (measured: 3e-5)
+    if want_scores is not None:
+        assert np.abs(got_scores - want_scores).max() < 1e-4  # measured: 2e-6
 
 
 def test_runtime_rejects_wrong_crop_shape(exported):

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -248,10 +249,12 @@ def test_landmarks_multipart_two_faces(client, engine, two_faces):
     doc = r.json()
     check_landmarks(doc, 2, 1024, 600, engine)
     left, right = sorted(doc["faces"], key=lambda f: f["box"][0])
-    # The same face twice: the right one is the left one moved by 512 pixels (give or take the
-    # detector's boxes, which differ by a pixel or two, and what the landmarks make of that).
+    # The same face twice: the right one is the left one moved by 512 pixels. The detector's boxes
+    # differ by a pixel or two; the landmark-aligned second pass and the mirrored read make the
+    # points nearly independent of that. Measured with the bundled v7 model: 0.32 px mean, 1.15 px
+    # at worst (without the mirrored read: 1.19 / 9.4 px; without the second pass: 0.49 / 1.47 px).
     error = np.abs(np.asarray(right["keypoints"]) - np.asarray(left["keypoints"]) - [512, 0])
-    assert error.mean() < 2.5 and error.max() < 12
+    assert error.mean() < 0.45 and error.max() < 1.6, (error.mean(), error.max())
 
 
 def test_landmarks_no_face_and_content_type_is_ignored(client, engine, no_face):
@@ -594,9 +597,73 @@ def test_serve_command_over_loopback(tmp_path, one_face, workers):
     assert text.count("/v1/landmarks") == 2  # one line per request, no duplicate access log
 
 
-def test_json_is_the_documented_schema(client, one_face):
-    """The document also reads as one `images` entry of `facekeypoints detect --json`."""
-    doc = client.post("/v1/landmarks", content=one_face).json()
-    assert set(doc) == {"schema", "model", "width", "height", "faces", "time_ms"}
-    assert set(doc["faces"][0]) >= {"box", "score", "keypoints"}
-    json.dumps(doc)
+SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "json_schema.md"
+
+
+def documented_schema() -> dict:
+    """What docs/json_schema.md promises, read from the page itself."""
+    text = SCHEMA_DOC.read_text()
+    version = re.search(r"^# Output schema `(facekeypoints/v\d+)`", text, re.M).group(1)
+    table = text.split("## Face object", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| (.+) \|$", table, re.M)
+    fields = {name: {"type": kind.strip(), "meaning": meaning} for name, kind, meaning in rows}
+    api = re.search(r"\*\*Web API\*\* \(`POST /v1/landmarks`\): `\{([^}]*)\}`", text).group(1)
+    example = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))  # the --json document
+    return {
+        "version": version,
+        "fields": fields,
+        "api_keys": set(re.findall(r'"(\w+)"', api)),
+        "model_keys": set(example["model"]),
+        "image_keys": set(example["images"][0]) - {"path"},
+        "pose_keys": re.findall(r'"(\w+)": …', fields["pose"]["meaning"]),
+    }
+
+
+def test_json_is_the_documented_schema(client, two_faces):
+    """A real answer (two faces found by the bundled model) checked against docs/json_schema.md."""
+    spec = documented_schema()
+    fields = spec["fields"]
+    doc = client.post("/v1/landmarks", content=two_faces).json()
+    assert doc["schema"] == spec["version"]
+    assert set(doc) == spec["api_keys"]
+    assert set(doc) >= spec["image_keys"]  # it also reads as one `images` entry of `detect --json`
+    assert set(doc["model"]) >= spec["model_keys"], spec["model_keys"] - set(doc["model"])
+    assert doc["model"]["detector"] == "yunet"  # the score range below is yunet's
+    w, h = doc["width"], doc["height"]
+    assert (w, h) == (1024, 600) and len(doc["faces"]) == 2
+
+    def rounded(values, digits: int) -> bool:
+        return all(isinstance(v, float) and v == round(v, digits) for v in values)
+
+    scores = [face["score"] for face in doc["faces"]]
+    assert scores == sorted(scores, reverse=True)  # by decreasing detector score
+    for face in doc["faces"]:
+        # Only documented fields; the required ones (not "optional") all present; no track_id outside video.
+        assert set(face) <= set(fields), set(face) - set(fields)
+        required = {name for name, f in fields.items() if "optional" not in f["type"]}
+        assert set(face) >= required | {"quality", "landmark_scores", "pose"}  # the bundled model gives all
+        assert "track_id" not in face
+
+        x0, y0, x1, y1 = face["box"]
+        assert rounded(face["box"], 2) and x0 < x1 and y0 < y1
+        assert "`yunet` gives [0, 1] (faces below 0.5 are dropped)" in fields["score"]["meaning"]
+        assert 0.5 <= face["score"] <= 1 and rounded([face["score"]], 4)
+
+        n = int(re.match(r"(\d+) `\[x, y\]` pairs", fields["keypoints"]["type"]).group(1))
+        kps = face["keypoints"]
+        assert n == 68 and len(kps) == n and all(isinstance(p, list) and len(p) == 2 for p in kps)
+        assert rounded([v for p in kps for v in p], 2)
+        kps = np.asarray(kps)  # in pixels of this image, x first: on the face, inside its box
+        assert (kps >= -0.5).all() and (kps[:, 0] <= w - 0.5).all() and (kps[:, 1] <= h - 0.5).all()
+        assert x0 <= kps[:, 0].mean() <= x1 and y0 <= kps[:, 1].mean() <= y1
+        assert kps[36:42, 0].mean() < kps[42:48, 0].mean()  # the subject's right eye on the image's left
+
+        assert fields["quality"]["type"].startswith("float in [0, 1]")
+        assert 0 <= face["quality"] <= 1 and rounded([face["quality"]], 4)
+        assert fields["landmark_scores"]["type"].startswith("68 floats in [0, 1]")
+        ls = face["landmark_scores"]
+        assert len(ls) == 68 and all(0 <= v <= 1 for v in ls) and rounded(ls, 3)
+
+        assert set(face["pose"]) == set(spec["pose_keys"])
+        assert all(-180 <= v <= 180 for v in face["pose"].values()) and rounded(face["pose"].values(), 2)
+        assert abs(face["pose"]["yaw"]) < 30 and abs(face["pose"]["roll"]) < 20  # a frontal, upright portrait

@@ -201,13 +201,32 @@ def test_video_command_max_frames_and_no_smooth(clip, tmp_path):
 
 
 def test_smoothing_flags_reach_the_tracker(clip, tmp_path):
-    """The same clip with and without smoothing: different landmarks, same frames."""
-    raw, smooth = tmp_path / "raw.jsonl", tmp_path / "smooth.jsonl"
-    assert cli.main(["video", str(clip), "--json", str(raw), "--no-smooth", "--max-frames", "8"]) == 0
-    assert cli.main(["video", str(clip), "--json", str(smooth), "--beta", "0", "--max-frames", "8"]) == 0
-    a = [json.loads(line)["faces"][0]["keypoints"] for line in raw.read_text().splitlines()]
-    b = [json.loads(line)["faces"][0]["keypoints"] for line in smooth.read_text().splitlines()]
-    assert a[0] == b[0] and a[-1] != b[-1]
+    """--min-cutoff and --beta act as documented on a face moving right 3 px a frame.
+
+    Each run's points are compared with the raw ones (--no-smooth) of the same frames: smoothing
+    makes them lag behind the motion (to the left); a higher --min-cutoff (the cutoff at rest)
+    smooths less and so lags less, and so does a higher --beta (the cutoff rising with speed).
+    """
+
+    def run(*flags) -> np.ndarray:
+        out = tmp_path / "k.jsonl"
+        assert cli.main(["video", str(clip), "--json", str(out), "--max-frames", "8", *flags]) == 0
+        return np.array([json.loads(line)["faces"][0]["keypoints"] for line in out.read_text().splitlines()])
+
+    raw = run("--no-smooth")
+    runs = {
+        "slow": run("--min-cutoff", "0.5", "--beta", "0"),
+        "high cutoff": run("--min-cutoff", "5", "--beta", "0"),
+        "high beta": run("--min-cutoff", "0.5", "--beta", "30"),
+    }
+    lag = {}
+    for name, pts in runs.items():
+        assert pts.shape == raw.shape == (8, 68, 2)
+        np.testing.assert_array_equal(pts[0], raw[0])  # the first frame passes through unchanged
+        lag[name] = (raw[1:] - pts[1:])[..., 0].mean()  # px behind the raw points, along the motion
+    assert lag["slow"] > 3.0, lag  # behind by more than a frame's motion
+    assert 0 < lag["high cutoff"] < 0.5 * lag["slow"], lag
+    assert 0 < lag["high beta"] < 0.5 * lag["slow"], lag
 
 
 @pytest.mark.parametrize(
@@ -228,12 +247,45 @@ def test_video_command_errors_are_one_line(clip, capsys, argv, expect):
     assert len(err) == 1 and err[0].startswith("facekeypoints: error: ") and expect in err[0]
 
 
+def read_frames(path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
 def test_video_command_with_a_filter(clip, tmp_path, capsys):
+    """The filter is drawn in every frame, over the eyes of the face, and nowhere else.
+
+    Compared with the same frames written with nothing drawn (--no-landmarks), the
+    sunglasses change most pixels around each eye (where the JSON says the eyes are that
+    frame) and none farther than 1.5 eye distances from the eyes' midpoint.
+    """
     pytest.importorskip("facekeypoints.filters")
-    out = tmp_path / "filtered.avi"
-    rc = cli.main(["video", str(clip), "--out", str(out), "--filter", "sunglasses", "--max-frames", "4"])
-    assert rc == 0, capsys.readouterr().err
-    assert out.stat().st_size > 0
+    filtered, plain, js = tmp_path / "filtered.avi", tmp_path / "plain.avi", tmp_path / "faces.jsonl"
+    common = ["video", str(clip), "--max-frames", "4"]
+    assert cli.main([*common, "--out", str(filtered), "--json", str(js), "--filter", "sunglasses"]) == 0
+    assert cli.main([*common, "--out", str(plain), "--no-landmarks"]) == 0, capsys.readouterr().err
+    a, b = read_frames(filtered), read_frames(plain)
+    records = [json.loads(line) for line in js.read_text().splitlines()]
+    assert len(a) == len(b) == len(records) == 4
+    ys, xs = np.mgrid[0:H, 0:W]
+    for fa, fb, rec in zip(a, b, records):
+        (face,) = rec["faces"]
+        kps = np.asarray(face["keypoints"])
+        right, left = kps[36:42].mean(axis=0), kps[42:48].mean(axis=0)
+        iod = float(np.linalg.norm(left - right))
+        changed = np.abs(fa.astype(int) - fb.astype(int)).max(axis=2) > 40  # well above MJPG's noise
+        for eye in (right, left):
+            near = np.hypot(xs - eye[0], ys - eye[1]) < 0.15 * iod
+            assert changed[near].mean() > 0.8, (rec["frame"], changed[near].mean())
+        far = np.hypot(xs - (left + right)[0] / 2, ys - (left + right)[1] / 2) > 1.5 * iod
+        assert not changed[far].any(), (rec["frame"], int(changed[far].sum()))
 
 
 def test_track_id_and_pose_in_face_json():
