@@ -454,3 +454,43 @@ def test_written_pictures_have_normal_permissions(tmp_path):
     os.umask(umask)
     save_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
     assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_demo_draws_the_real_landmarks_and_leaves_the_rest_alone(tmp_path, capsys):
+    """The real demo (bundled model on matplotlib's Grace Hopper) against the real detector's own answer.
+
+    ``demo`` draws each face's box, the landmark contours and a filled dot (``draw.POINT_COLOR``, radius
+    face size / 90, about 2.3 px here) on every landmark, and writes a lossless PNG: every landmark's
+    pixel must be that dot's colour, and pixels well away from the face exactly those of the photo.
+    """
+    import facekeypoints
+    from facekeypoints.commands.demo import sample_image_path
+    from facekeypoints.draw import POINT_COLOR
+
+    out = tmp_path / "d.png"
+    assert cli.main(["demo", "--out", str(out)]) == 0
+    assert "grace_hopper.jpg: 1 face" in capsys.readouterr().out
+    photo = load_image(sample_image_path())
+    drawn = load_image(out)
+    assert drawn.shape == photo.shape
+    (face,) = facekeypoints.FaceKeypointDetector()(photo)
+    kps = np.asarray(face.keypoints, np.float64)
+    xs, ys = np.round(kps).astype(int).T
+    diff = np.abs(drawn.astype(int) - photo.astype(int)).sum(axis=2)
+
+    # every landmark: a dot of the point colour where the photo had something else
+    off = np.abs(drawn[ys, xs].astype(int) - POINT_COLOR).max(axis=1)
+    assert (off <= 10).all(), f"landmarks without their dot: {np.flatnonzero(off > 10).tolist()}"
+    assert (np.abs(photo[ys, xs].astype(int) - POINT_COLOR).max(axis=1) > 40).all()
+    # the box: its top edge, a line a pixel or so wide, is drawn across its width
+    x0, y0, x1, y1 = np.asarray(face.box, np.float64)
+    top = int(round(y0))
+    assert diff[top - 1 : top + 2, int(x0) + 5 : int(x1) - 5].max(axis=0).min() > 40
+    # far from the face (10 px, 5 % of its size, beyond the box and the landmarks): the photo, unchanged
+    lo = np.minimum(kps.min(axis=0), [x0, y0]) - 10
+    hi = np.maximum(kps.max(axis=0), [x1, y1]) + 10
+    h, w = photo.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w), np.arange(h))
+    near = (gx >= lo[0]) & (gx <= hi[0]) & (gy >= lo[1]) & (gy <= hi[1])
+    assert near.mean() < 0.25  # most of the photo is being compared
+    assert not diff[~near].any(), f"{np.count_nonzero(diff[~near])} pixels changed far from the face"

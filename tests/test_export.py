@@ -183,3 +183,81 @@ def test_mirror_offset_is_what_the_mirrored_crop_misses():
     samples = [Sample(f"f{i}", *random_face(i)) for i in range(3)]
     got = mirror_offset(Constant().eval(), samples, CropRule(scale=1.25))
     assert np.allclose(got, points - flip_keypoints(points, 96), atol=1e-4)
+
+
+# --- the `export` verb itself --------------------------------------------------------------------
+
+
+def _one_line_error(err: str, *names: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facekeypoints: error: "), err
+    assert "Traceback" not in err and all(n in lines[0] for n in names), err
+
+
+def test_cli_export_replaces_a_model_only_with_force(exported, tmp_path, capsys):
+    from facekeypoints import cli
+
+    _, run = exported
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", str(run), "--out", str(out), "--name", "first"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    before = {p: p.read_bytes() for p in (out, out.with_suffix(".json"), out.with_suffix(".npz"))}
+
+    assert cli.main(["export", str(run), "--out", str(out), "--name", "second"]) != 0
+    _one_line_error(capsys.readouterr().err, str(out), "--force")
+    assert {p: p.read_bytes() for p in before} == before  # nothing touched
+
+    assert cli.main(["export", str(run), "--out", str(out), "--name", "second", "--force"]) == 0
+    capsys.readouterr()
+    assert KeypointModel(out).metadata["name"] == "second"  # replaced, and its sha256 matches the new file
+
+
+def test_cli_export_of_a_run_folder_uses_its_best_checkpoint(exported, tmp_path, capsys):
+    """A run folder holds best.pt and last.pt; exporting the folder exports best.pt's (moving-average) weights."""
+    from facekeypoints import cli
+    from facekeypoints.training.checkpoint import save_atomic
+
+    _, run = exported
+    folder = tmp_path / "run"
+    folder.mkdir()
+    best = load_checkpoint(run / "best.pt")
+    save_atomic(best, folder / "best.pt")
+    last = load_checkpoint(run / "best.pt")
+    last["ema"] = {k: v + 0.5 if v.is_floating_point() else v for k, v in last["ema"].items()}
+    last["epoch"] = best["epoch"] + 1
+    save_atomic(last, folder / "last.pt")
+
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", str(folder), "--out", str(out)]) == 0
+    capsys.readouterr()
+    state = load_bundled_state(out)[0]
+    differ = [k for k, v in best["ema"].items() if v.is_floating_point() and not np.array_equal(state[k], v.numpy())]
+    assert not differ, f"exported weights are not best.pt's: {differ[:3]}"
+    assert KeypointModel(out).metadata["epochs_trained"] == best["epoch"]
+
+
+def test_cli_export_metrics_embeds_an_evaluation_report(exported, tmp_path, capsys):
+    """``--metrics``: "evaluation report.json to embed as the model's metrics"; the real evaluate writes it."""
+    from facekeypoints import cli
+
+    onnx_path, run = exported
+    data = json.loads((run / "config.json").read_text())["data"]
+    data = data[0] if isinstance(data, list) else data
+    args = ["evaluate", "--data", data, "--model", str(onnx_path), "--out", str(tmp_path / "ev"), "--no-progress"]
+    assert cli.main(args) == 0
+    report_path = tmp_path / "ev" / "report.json"
+    report = json.loads(report_path.read_text())
+    assert report["n_faces"] > 0 and "nme_mean" in report
+
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", str(run), "--out", str(out), "--metrics", str(report_path)]) == 0
+    assert KeypointModel(out).metadata["metrics"] == report
+
+    # an unreadable report is a one-line error naming it, and no model is written
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    fresh = tmp_path / "fresh.onnx"
+    capsys.readouterr()
+    assert cli.main(["export", str(run), "--out", str(fresh), "--metrics", str(broken)]) != 0
+    _one_line_error(capsys.readouterr().err, "broken.json")
+    assert not fresh.exists()

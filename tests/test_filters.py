@@ -552,3 +552,47 @@ def test_custom_overlay_from_the_shared_sample_sunglasses(tmp_path):
     alpha = alpha_of(flt, kps, (300, 320, 3))
     assert principal_angle(alpha) == pytest.approx(12.0, abs=2.0)
     assert out.shape == (300, 320, 3) and flt.name == "shades"
+
+
+def test_cli_filter_puts_real_sunglasses_on_the_real_eyes(tmp_path, capsys):
+    """The real verb (bundled model, default detector) on matplotlib's Grace Hopper: the pixels the
+    sunglasses change sit on her eyes, as the real detector finds them, and nowhere near her mouth.
+
+    Positions are measured in the face's own frame: ``v`` along the line from the eyes' centre (0) to
+    the mouth's centre (1), ``u`` across it in the same unit. Measured: the changed pixels span v from
+    -0.31 to +0.31 and u from -1.16 to +1.17, centred at (u, v) = (0.00, -0.02); every eye landmark changes by
+    88 or more (sum over RGB), no mouth landmark at all.
+    """
+    import facekeypoints
+    from facekeypoints.commands.demo import sample_image_path
+    from facekeypoints.landmarks import INNER_LIP, OUTER_LIP
+
+    photo_path = sample_image_path()
+    out = tmp_path / "out"
+    assert cli.main(["filter", str(photo_path), "--filter", "sunglasses", "--out", str(out)]) == 0
+    assert "1 face" in capsys.readouterr().out
+    photo = load_image(photo_path)
+    result = load_image(out / f"{photo_path.stem}_sunglasses.png")
+    (face,) = facekeypoints.FaceKeypointDetector()(photo)
+    kps = np.asarray(face.keypoints, np.float64)
+    diff = np.abs(result.astype(int) - photo.astype(int)).sum(axis=2)
+
+    def change_at(group) -> np.ndarray:
+        xs, ys = np.round(kps[list(group)]).astype(int).T
+        return diff[ys, xs]
+
+    eyes, mouth = RIGHT_EYE + LEFT_EYE, OUTER_LIP + INNER_LIP
+    assert (change_at(eyes) > 40).all(), change_at(eyes)
+    assert not change_at(mouth).any(), change_at(mouth)
+
+    e, m = kps[list(eyes)].mean(axis=0), kps[list(mouth)].mean(axis=0)
+    down = m - e
+    length = float(np.hypot(*down))
+    across = np.array([-down[1], down[0]]) / length
+    ys, xs = np.nonzero(diff > 30)
+    rel = np.c_[xs, ys] - e
+    v, u = rel @ down / length**2, rel @ across / length
+    assert len(v) > 2000  # the glasses are drawn, not a speck
+    assert -0.5 < v.min() and v.max() < 0.5, (v.min(), v.max())  # the mouth is at v = 1
+    assert abs(v.mean()) < 0.1 and abs(u.mean()) < 0.1, (u.mean(), v.mean())
+    assert u.min() < -0.6 and u.max() > 0.6, (u.min(), u.max())  # over both eyes, not one

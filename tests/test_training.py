@@ -238,3 +238,22 @@ def test_fine_tune_on_a_300w_pts_folder(tiny_data, tmp_path):
     tuned = train(_cfg(pts_dir, tmp_path / "tuned", epochs=1, batch_size=4, val_fraction=0.2, init=init))
     ckpt = load_checkpoint(tuned / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["history"][0]["val_nme"] > 0
+
+
+def test_training_learns_the_synthetic_faces(tiny_data, tmp_path):
+    """A broken loss, gradient or optimiser step leaves every other test here green; this one needs learning.
+
+    20 epochs on the 41 synthetic training faces (pip-s, 5 steps an epoch, 10-18 s on one thread) take the
+    validation NME from over 100 % (an untrained model) to 2.0 %. Rotations are pinned small so the
+    bound does not move with the finishing-phase defaults. With the optimiser step or the learning rate
+    gone the NME stays near 74 %; trained on shuffled points (each crop learns the mean face) it ends at 5.5 %.
+    """
+    run = train(_cfg(tiny_data, tmp_path / "runs", epochs=20, rotate_deg=3.0))
+    history = json.loads((run / "history.json").read_text())
+    val = [h["val_nme"] for h in history]
+    assert len(val) == 20 and all(v is not None for v in val)
+    assert val[0] > 50.0, val  # it starts untrained: the fall below is learning, not a lucky start
+    assert val[-1] < 3.5, val  # measured 2.0 %
+    assert val[-1] < val[0] / 15.0, val
+    assert history[-1]["loss"] < history[0]["loss"] / 2.0, [h["loss"] for h in history]
+    assert load_checkpoint(run / "best.pt")["best_val_nme"] == pytest.approx(min(val))
