@@ -416,7 +416,8 @@ def test_serve_refuses_a_non_positive_min_face(capsys):
 
 
 def test_detect_reads_unusual_images_and_refuses_huge_ones(tmp_path, capsys, fake_pipeline):
-    """16-bit PNG, CMYK JPEG and EXIF-rotated JPEG are read (rotated as viewers show it); > 40 MP is refused."""
+    """16-bit PNG, CMYK JPEG and EXIF-rotated JPEG are read (rotated as viewers show it); an image over
+    ``--max-megapixels`` is refused from its header."""
     from test_image_io import marked_rgb, png_header_only, with_exif
 
     folder = tmp_path / "in"
@@ -435,7 +436,7 @@ def test_detect_reads_unusual_images_and_refuses_huge_ones(tmp_path, capsys, fak
     except ImportError:
         pass
     out = tmp_path / "r.jsonl"
-    assert cli.main(["detect", str(folder), "--jsonl", str(out)]) == 1
+    assert cli.main(["detect", str(folder), "--jsonl", str(out), "--max-megapixels", "40"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert_one_line_error(err[0], "huge.png")
     assert "10000x5000" in err[0] and "megapixel" in err[0]

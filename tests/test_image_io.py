@@ -10,7 +10,7 @@ import pytest
 
 from facekeypoints import image_io
 from facekeypoints.errors import FaceKeypointsError, InputError
-from facekeypoints.image_io import MAX_PIXELS, decode_image, load_image, read_header, sniff_format
+from facekeypoints.image_io import MAX_PIXELS, check_image, decode_image, load_image, read_header, sniff_format
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -238,18 +238,21 @@ def test_oversized_png_refused_from_its_header(monkeypatch):
 
     monkeypatch.setattr(image_io.cv2, "imdecode", no_decoding)
     with pytest.raises(InputError) as info:
-        decode_image(data, "huge.png")
+        decode_image(data, "huge.png", max_pixels=40_000_000)
     assert_one_line(info.value, "huge.png", "10000x5000", "40 megapixel")
+    with pytest.raises(InputError) as info:
+        decode_image(png_header_only(12000, 9000), "huger.png")  # 108 MP: over the default 100
+    assert_one_line(info.value, "huger.png", "12000x9000", "100 megapixel")
 
 
 def test_oversized_jpeg_refused_from_its_header(monkeypatch):
     data = bytearray(encode(marked_rgb(), ".jpg"))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", 6000, 8000)  # height, width
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 9000, 12000)  # height, width: 108 MP
     monkeypatch.setattr(image_io.cv2, "imdecode", lambda *a, **k: pytest.fail("decoded"))
     with pytest.raises(InputError) as info:
         decode_image(bytes(data), "big.jpg")
-    assert_one_line(info.value, "big.jpg", "8000x6000", "megapixel")
+    assert_one_line(info.value, "big.jpg", "12000x9000", "megapixel")
 
 
 def test_size_limit_boundary():
@@ -257,9 +260,27 @@ def test_size_limit_boundary():
     read_header(png_header_only(side, side))  # just under: accepted
     with pytest.raises(InputError):
         read_header(png_header_only(side + 1, side + 1))
+    read_header(png_header_only(side + 1, side + 1), max_pixels=None)  # no limit when asked
     with pytest.raises(InputError) as info:
-        load_image(np.zeros((1, MAX_PIXELS + 1), np.uint8))
-    assert_one_line(info.value, "megapixel")
+        read_header(png_header_only(2001, 1000), max_pixels=2_000_000)
+    assert_one_line(info.value, "2001x1000", "2 megapixel")
+
+
+def test_a_camera_photo_of_61_megapixels_is_read():
+    """A full-frame camera's 9504x6336 JPEG decodes under the default limit."""
+    big = np.zeros((6336, 9504, 3), np.uint8)
+    big[::97] = 255
+    ok, jpg = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 50])
+    rgb = load_image(jpg.tobytes())
+    assert rgb.shape == (6336, 9504, 3)
+
+
+def test_arrays_are_never_refused_for_their_size_unless_asked():
+    arr = np.zeros((1, MAX_PIXELS + 1), np.uint8)
+    assert load_image(arr).shape == (1, MAX_PIXELS + 1, 3)
+    with pytest.raises(InputError) as info:
+        check_image(load_image(arr), "frame", max_pixels=MAX_PIXELS)
+    assert_one_line(info.value, "frame", "megapixel")
 
 
 def test_missing_file_and_folder(tmp_path):

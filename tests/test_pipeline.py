@@ -87,8 +87,17 @@ def test_no_face_on_a_blank_picture(detector):
     assert detector(np.full((480, 640, 3), 127, np.uint8)) == []
 
 
+#: What the README claims for the bundled model on the 770 Udacity test faces, in the Udacity
+#: labels' convention (bench/compare.py): the model alone from the true box, and the default
+#: pipeline end to end. Fixed here, not read from the model's metadata, so a worse model shipped
+#: with regenerated metadata still fails.
+UDACITY_GT_NME = 3.58
+UDACITY_E2E_NME = 4.13
+
+
 def test_bundled_accuracy_matches_its_metadata(shared_data):
-    """The 770 Udacity test faces, gt boxes: NME_io within 0.1 point of what the metadata claims."""
+    """The 770 Udacity test faces, gt boxes, the model alone: NME_io within 0.1 point of what the
+    metadata claims and no worse than the README's figure."""
     from facekeypoints.commands.evaluate import evaluate_dataset
     from facekeypoints.data import UdacityDataset
 
@@ -99,6 +108,19 @@ def test_bundled_accuracy_matches_its_metadata(shared_data):
     detector = fk.FaceKeypointDetector(refine=False, flip=False, convention="udacity")
     report, _ = evaluate_dataset(detector, samples, "gt")
     assert abs(report["nme_mean"] - meta["metrics"]["nme_mean"]) <= 0.1
+    assert report["nme_mean"] <= UDACITY_GT_NME + 0.02
+
+
+def test_udacity_end_to_end_as_the_readme_claims(shared_data):
+    """The default pipeline as users run it (YuNet, second pass, mirrored read, rescue) on the 770
+    Udacity test photos: every face found, mean NME_io (Udacity convention) at most the README's."""
+    from facekeypoints.commands.evaluate import evaluate_dataset
+    from facekeypoints.data import UdacityDataset
+
+    samples = UdacityDataset(shared_data / "train-test-data.zip").load("test")
+    report, _ = evaluate_dataset(fk.FaceKeypointDetector(convention="udacity"), samples, "detector")
+    assert report["detection_rate"] == 100.0
+    assert report["nme_mean"] <= UDACITY_E2E_NME + 0.02
 
 
 def test_bundled_weights_load_into_torch_for_fine_tuning():
@@ -210,7 +232,7 @@ REAL_PHOTOS_WORST = 12.1
 
 def test_real_photos_end_to_end_as_the_readme_claims(shared_data):
     """The default pipeline on the 554 real photos of 300w/common: every face found, mean NME_io
-    within 0.05 point of the README's claim, no face worse than its worst."""
+    at most the README's claim (0.02 point for rounding), no face worse than its worst."""
     from facekeypoints.commands.evaluate import evaluate_dataset
     from facekeypoints.data.pts import PtsDataset
 
@@ -221,5 +243,5 @@ def test_real_photos_end_to_end_as_the_readme_claims(shared_data):
     assert len(samples) == 554
     report, errors = evaluate_dataset(fk.FaceKeypointDetector(), samples, "detector")
     assert report["detection_rate"] == 100.0
-    assert report["nme_mean"] <= REAL_PHOTOS_E2E_NME + 0.05
+    assert report["nme_mean"] <= REAL_PHOTOS_E2E_NME + 0.02
     assert 100 * np.nanmax(errors) <= REAL_PHOTOS_WORST + 0.1

@@ -164,10 +164,11 @@ def test_sniff_rejects(data, error):
 
 
 @pytest.mark.parametrize("header", [png_header, jpeg_header, webp_vp8x_header, bmp_header])
-def test_sniff_refuses_over_40_megapixels_from_the_header(header):
-    assert sniff_image(header(6000, 6000)).pixels == 36_000_000
+def test_sniff_refuses_over_the_limit_from_the_header(header):
+    assert sniff_image(header(9504, 6336)).pixels == 60_217_344  # a 61 MP camera photo passes by default
+    assert sniff_image(header(6000, 6000), max_pixels=40_000_000).pixels == 36_000_000
     with pytest.raises(limits.ImageTooLarge, match="megapixel"):
-        sniff_image(header(8000, 6000))
+        sniff_image(header(8000, 6000), max_pixels=40_000_000)
     with pytest.raises(limits.ImageTooLarge):
         sniff_image(header(65535, 65535) if header is not webp_vp8x_header else header(16384, 16384))
 
@@ -322,7 +323,7 @@ def test_models_healthz_docs(client, engine):
     assert models["models"][0]["version"] == engine.model.version
     assert models["landmarks"]["count"] == 68 and len(models["landmarks"]["edges"]) > 60
     assert models["limits"]["max_upload_bytes"] == 10 * 1024 * 1024
-    assert models["limits"]["max_pixels"] == 40_000_000
+    assert models["limits"]["max_pixels"] == 100_000_000
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["model"] == engine.model.name
     assert client.get("/docs").status_code == 200

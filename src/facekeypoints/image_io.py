@@ -2,8 +2,8 @@
 
 Encoded images (paths, bytes) are checked before they are decoded: the PNG and JPEG
 headers are read by a small parser of our own (PNG ``IHDR`` and chunk checksums, JPEG
-``SOFn`` and the end-of-image marker), so an image over :data:`MAX_PIXELS` is refused
-without decoding it, and a truncated or damaged file gets a one-line
+``SOFn`` and the end-of-image marker), so an image over the pixel limit (``max_pixels``,
+default :data:`MAX_PIXELS`) is refused without decoding it, and a truncated or damaged file gets a one-line
 :class:`~facekeypoints.errors.InputError` naming it, not a decoder's message.
 
 Decoding is OpenCV's ``IMREAD_COLOR``, which (checked by the tests):
@@ -33,8 +33,12 @@ from .errors import InputError
 
 ImageLike = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
-#: Largest image accepted, in pixels (width * height).
-MAX_PIXELS = 40_000_000
+#: Largest encoded image decoded by default, in pixels (width * height): 100 megapixels, so
+#: every ordinary camera photo passes (61 MP full-frame bodies included) while a file that
+#: claims a huge size is refused before any memory is spent on it. Every verb takes
+#: ``--max-megapixels`` and every loader ``max_pixels=`` (None: no limit). Arrays the caller
+#: already decoded are never refused for their size unless a limit is passed explicitly.
+MAX_PIXELS = 100_000_000
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8"
@@ -89,15 +93,15 @@ def _looks_like_text(data: bytes) -> bool:
     return all(c.isprintable() or c in "\t\r\n\f" for c in text)
 
 
-def _check_pixels(width: int, height: int, name: str) -> None:
-    if width * height > MAX_PIXELS:
+def _check_pixels(width: int, height: int, name: str, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
         raise InputError(
             f"{name}: image is {width}x{height} ({width * height / 1e6:.1f} megapixels), "
-            f"over the {MAX_PIXELS // 1_000_000} megapixel limit"
+            f"over the {max_pixels / 1e6:g} megapixel limit (--max-megapixels / max_pixels= raise it)"
         )
 
 
-def _png_header(data: bytes, name: str) -> ImageHeader:
+def _png_header(data: bytes, name: str, max_pixels: int | None) -> ImageHeader:
     """Size from ``IHDR``; then every chunk's length and CRC, up to ``IEND``."""
     if len(data) < 8 + 8 + 13 + 4:
         raise InputError(f"{name}: truncated PNG file ({len(data)} bytes, the header is incomplete)")
@@ -107,7 +111,7 @@ def _png_header(data: bytes, name: str) -> ImageHeader:
     width, height = struct.unpack(">II", data[16:24])
     if width == 0 or height == 0:
         raise InputError(f"{name}: corrupt PNG file (size {width}x{height})")
-    _check_pixels(width, height, name)
+    _check_pixels(width, height, name, max_pixels)
     pos, n = 8, len(data)
     seen_idat = False
     while True:
@@ -131,7 +135,7 @@ def _png_header(data: bytes, name: str) -> ImageHeader:
     return ImageHeader("png", int(width), int(height))
 
 
-def _jpeg_header(data: bytes, name: str) -> ImageHeader:
+def _jpeg_header(data: bytes, name: str, max_pixels: int | None) -> ImageHeader:
     """Size from the ``SOFn`` segment; segment lengths up to the first scan, then the end-of-image marker."""
     pos, n = 2, len(data)
     size: tuple[int, int] | None = None
@@ -165,7 +169,7 @@ def _jpeg_header(data: bytes, name: str) -> ImageHeader:
                 raise InputError(f"{name}: corrupt JPEG file (width 0)")
             size = (int(width), int(height))  # height 0: defined later by a DNL segment
             if height:
-                _check_pixels(width, height, name)
+                _check_pixels(width, height, name, max_pixels)
         pos += length
         if marker == 0xDA:  # start of scan: compressed data follows
             break
@@ -178,22 +182,22 @@ def _jpeg_header(data: bytes, name: str) -> ImageHeader:
     return ImageHeader("jpeg", size[0], size[1] or None)
 
 
-def read_header(data: bytes, name: str = "image") -> ImageHeader:
+def read_header(data: bytes, name: str = "image", max_pixels: int | None = MAX_PIXELS) -> ImageHeader:
     """Check an encoded image's structure and size without decoding it.
 
     PNG and JPEG are parsed (size, truncation, checksums); other formats are only
     recognised by their first bytes (``format`` "unknown": left to the decoder).
     Raises :class:`InputError` (one line, naming ``name``) for an empty file and a
-    truncated, corrupt or oversized PNG or JPEG.
+    truncated or corrupt PNG or JPEG, or one over ``max_pixels`` (None: no limit).
     """
     data = bytes(data) if not isinstance(data, bytes) else data
     if len(data) == 0:
         raise InputError(f"{name}: empty file (0 bytes)")
     fmt = sniff_format(data)
     if fmt == "png":
-        return _png_header(data, name)
+        return _png_header(data, name, max_pixels)
     if fmt == "jpeg":
-        return _jpeg_header(data, name)
+        return _jpeg_header(data, name, max_pixels)
     return ImageHeader(fmt or "unknown")
 
 
@@ -215,15 +219,16 @@ def _to_rgb_uint8(img: np.ndarray, name: str) -> np.ndarray:
     raise InputError(f"{name}: expected an H x W, H x W x 3 or H x W x 4 image, got shape {img.shape}")
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+def decode_image(data: bytes, name: str = "image", max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Decode encoded image bytes (PNG, JPEG, ...) to RGB uint8, EXIF orientation applied.
 
-    The header is checked first (:func:`read_header`): empty files and truncated,
-    corrupt or oversized PNGs and JPEGs raise :class:`InputError` before any decoding;
-    what the decoder cannot read (a text file, say) raises it after.
+    The header is checked first (:func:`read_header`): empty files, truncated or
+    corrupt PNGs and JPEGs, and those over ``max_pixels`` (None: no limit) raise :class:`InputError`
+    before any decoding; what the decoder cannot read (a text file, say) raises it after, and
+    so does any other format that decodes to more than ``max_pixels``.
     """
     data = bytes(data) if not isinstance(data, bytes) else data
-    header = read_header(data, name)
+    header = read_header(data, name, max_pixels)
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
@@ -238,29 +243,30 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         raise InputError(f"{name}: cannot decode this {header.format.upper()} image (corrupt or unsupported)")
     if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return check_image(_to_rgb_uint8(img, name), name)
+    return check_image(_to_rgb_uint8(img, name), name, max_pixels)
 
 
-def check_image(img: np.ndarray, name: str = "image") -> np.ndarray:
-    """Validate an RGB uint8 array's size; returns it unchanged."""
+def check_image(img: np.ndarray, name: str = "image", max_pixels: int | None = None) -> np.ndarray:
+    """Refuse an empty array (and one over ``max_pixels``, when a limit is given); returns it unchanged."""
     if img.size == 0 or img.shape[0] == 0 or img.shape[1] == 0:
         raise InputError(f"{name}: empty image")
-    _check_pixels(img.shape[1], img.shape[0], name)
+    _check_pixels(img.shape[1], img.shape[0], name, max_pixels)
     return img
 
 
-def load_image(source: ImageLike) -> np.ndarray:
+def load_image(source: ImageLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Load an image from a path, encoded bytes or an array.
 
     Returns RGB uint8 (H, W, 3). Arrays are taken as RGB (or RGBA / gray) and
-    converted; paths and bytes are decoded (:func:`decode_image`). Raises
+    converted, whatever their size; paths and bytes are decoded (:func:`decode_image`),
+    refused before decoding when over ``max_pixels`` (None: no limit). Raises
     :class:`InputError` with a one-line message for a missing, empty, unreadable,
     truncated, corrupt or oversized image.
     """
     if isinstance(source, np.ndarray):
         return check_image(np.ascontiguousarray(_to_rgb_uint8(source, "array")), "array")
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return decode_image(bytes(source), "image bytes")
+        return decode_image(bytes(source), "image bytes", max_pixels)
     path = Path(source)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -270,4 +276,4 @@ def load_image(source: ImageLike) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), max_pixels)

@@ -28,8 +28,9 @@ import numpy as np
 from . import quality as _quality
 from .conventions import check_convention, convert
 from .detectors import FaceDetector, create_detector
+from .errors import InputError
 from .geometry import apply_affine, box_crop_matrix, invert_affine, keypoints_crop_matrix, warp
-from .image_io import ImageLike, load_image
+from .image_io import MAX_PIXELS, ImageLike, load_image
 from .landmarks import FLIP_PERMUTATION, flip_keypoints
 from .pose import head_pose
 from .runtime import KeypointModel
@@ -87,11 +88,14 @@ class FaceKeypointDetector:
     ``refine``: a second pass re-cropped from the first pass's landmarks, eyes levelled.
     ``flip``: the last pass also reads the mirrored crop and averages (one more model
     run per face; off for a model whose metadata has no mirror offset).
-    ``threads``: ONNX Runtime threads (None: its default).
+    ``threads``: ONNX Runtime threads per call (None: the CPUs this process may really use, from
+    its affinity mask and cgroup quota: :func:`facekeypoints.cpus.available_cpus`).
     ``convention``: landmark convention of the output points, "ibug" (iBUG 300-W, as dlib) or
     "udacity" (the Udacity labels'): :mod:`facekeypoints.conventions`.
     ``rescue``: when the first pass looks unsure, also read rotated and widened crops of the box
     and keep the best-scoring (needs a model with landmark scores).
+    ``max_megapixels``: the largest photo (path or encoded bytes) decoded, refused from its header
+    before decoding (None: no limit); arrays you pass are never refused for their size.
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class FaceKeypointDetector:
         flip: bool = True,
         convention: str = "ibug",
         rescue: bool = True,
+        max_megapixels: float | None = MAX_PIXELS / 1e6,
     ):
         self.model = model if isinstance(model, KeypointModel) else KeypointModel(model, threads=threads)
         self._detector_spec = detector
@@ -112,6 +117,9 @@ class FaceKeypointDetector:
         self.convention = check_convention(convention)
         self.rescue = rescue and self.model.has_scores
         self.calibration = _quality.Calibration.from_metadata(self.model.metadata)
+        if max_megapixels is not None and not max_megapixels > 0:
+            raise InputError(f"max_megapixels must be positive (or None: no limit), got {max_megapixels}")
+        self.max_pixels = None if max_megapixels is None else int(max_megapixels * 1e6)
 
     @property
     def detector(self) -> FaceDetector:
@@ -135,7 +143,7 @@ class FaceKeypointDetector:
 
     def __call__(self, image: ImageLike) -> list[Face]:
         """Detect every face in ``image`` (path, bytes or RGB uint8 array) and place its landmarks."""
-        rgb = load_image(image)
+        rgb = load_image(image, self.max_pixels)
         boxes, scores = self.detector.detect(rgb)
         if len(boxes) == 0:
             return []
@@ -209,7 +217,8 @@ class FaceKeypointDetector:
         beside the first; with ``refine``, a second pass from each reading's points (kept only where
         it scores at least as well). Each face ends with its best-scoring reading.
         """
-        rgb = load_image(rgb) if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3) else rgb
+        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
+            rgb = load_image(rgb, self.max_pixels)
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         if len(boxes) == 0:
             empty = np.zeros((0, 68), np.float32) if self.model.has_scores else None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cpus import available_cpus
 from .errors import ModelError
 from .geometry import CropRule
 
@@ -60,9 +61,14 @@ class KeypointModel:
             if want != got:
                 raise ModelError(f"{self.path}: sha256 {got[:12]}... does not match its metadata ({str(want)[:12]}...)")
         opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
+        #: ONNX Runtime's threads for one call: ``threads``, else the CPUs this process may really
+        #: use (affinity mask and cgroup quota, :mod:`facekeypoints.cpus`), not the machine's count
+        self.threads = int(threads) if threads else available_cpus()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        # idle pool threads sleep instead of spinning, so they never take a shared core from the
+        # thread doing the work, from the caller's other threads or from the neighbours
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])

@@ -25,6 +25,32 @@ def add_detector_arguments(parser: argparse.ArgumentParser, default: str | None 
     )
 
 
+def add_max_megapixels_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max-megapixels MP``: the largest photo decoded (checked from its header first)."""
+    from ..image_io import MAX_PIXELS
+
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=MAX_PIXELS / 1e6,
+        metavar="MP",
+        help="largest photo to read, in megapixels, refused from its header before decoding "
+        "(default: %(default)g; 0: no limit)",
+    )
+
+
+def max_pixels(args: argparse.Namespace) -> int | None:
+    """``--max-megapixels`` in pixels (None: no limit); a one-line error for a negative value."""
+    from ..errors import InputError
+
+    mp = getattr(args, "max_megapixels", None)
+    if mp is None or mp == 0:
+        return None
+    if not mp > 0:
+        raise InputError(f"--max-megapixels must be a positive number (or 0: no limit), got {mp}")
+    return int(mp * 1e6)
+
+
 def add_pass_arguments(parser: argparse.ArgumentParser) -> None:
     """``--no-refine`` and ``--no-flip``: the pipeline's optional passes, on by default; ``--convention``."""
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")

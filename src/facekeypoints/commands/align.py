@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import add_detector_arguments, detector_from_args
+from . import add_detector_arguments, add_max_megapixels_argument, detector_from_args, max_pixels
 
 HELP = "cut out faces aligned by their eyes"
 
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser)
+    add_max_megapixels_argument(parser)
 
 
 def _stems(photos: list[str]) -> list[str]:
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {args.out}: exists and is not a folder")
+    limit = max_pixels(args)
     inputs = [Path(p) for p in args.photos]
     detector = FaceKeypointDetector(model=args.model, detector=detector_from_args(args))
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     for photo, stem in zip(args.photos, _stems(args.photos)):
         written = []
         try:
-            rgb = load_image(photo)
+            rgb = load_image(photo, limit)
             faces = detector(rgb)
             for i, face in enumerate(faces):
                 path = out_dir / f"{stem}_face{i}.png"

@@ -24,8 +24,16 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..cpus import available_cpus
 from ..outputs import IMAGE_SUFFIXES, name_file, same_file, save_image
-from . import add_detector_arguments, add_pass_arguments, check_min_face, detector_spec
+from . import (
+    add_detector_arguments,
+    add_max_megapixels_argument,
+    add_pass_arguments,
+    check_min_face,
+    detector_spec,
+    max_pixels,
+)
 
 HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
@@ -63,13 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser, default=DEFAULT_DETECTOR)
+    add_max_megapixels_argument(parser)
     add_pass_arguments(parser)
     parser.add_argument(
         "--workers",
         type=int,
         default=1,
         metavar="N",
-        help="processes working in parallel, each with its own detector (0: one per CPU; default: 1)",
+        help="processes working in parallel, each with its own detector "
+        "(0: one per CPU this process may use; default: 1)",
     )
     parser.add_argument(
         "--progress",
@@ -161,14 +171,16 @@ class _Config:
     min_face: float | None = None
     flip: bool = True
     convention: str = "ibug"
+    max_pixels: int | None = None
 
 
 _DETECTOR: Any = None
+_MAX_PIXELS: int | None = None
 
 
 def _init_worker(config: _Config, in_pool: bool = False) -> None:
     """Build this process's detector (in a pool's worker, or once in the main process)."""
-    global _DETECTOR
+    global _DETECTOR, _MAX_PIXELS
     if in_pool:
         import signal
 
@@ -189,6 +201,7 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
     if config.threads:
         kwargs["threads"] = config.threads
     _DETECTOR = FaceKeypointDetector(**kwargs)
+    _MAX_PIXELS = config.max_pixels
 
 
 def _process(job: tuple[str, str | None]) -> dict:
@@ -198,7 +211,7 @@ def _process(job: tuple[str, str | None]) -> dict:
 
     photo, picture = job
     try:
-        rgb = load_image(photo)
+        rgb = load_image(photo, _MAX_PIXELS)
         faces = _DETECTOR(rgb)
         if picture is not None:
             from ..draw import draw_faces
@@ -364,9 +377,10 @@ def run(args: argparse.Namespace) -> int:
     if args.detector not in available_detectors():
         raise InputError(f"unknown face detector {args.detector!r}; valid names: {', '.join(available_detectors())}")
     check_min_face(args.min_face)
+    limit = max_pixels(args)
     if args.workers < 0:
         raise InputError(f"--workers must be 0 (one per CPU) or more, got {args.workers}")
-    workers = args.workers or os.cpu_count() or 1
+    workers = args.workers or available_cpus()
 
     files, problems = expand_inputs(args.photos)
     inputs = [Path(p) for p in files]
@@ -398,9 +412,9 @@ def run(args: argparse.Namespace) -> int:
         jobs.append((photo, None if picture is None or i in pre_failed else str(picture)))
 
     workers = max(1, min(workers, len(jobs)))
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    threads = max(1, available_cpus() // workers) if workers > 1 else None  # workers x threads <= CPUs
     config = _Config(
-        args.model, args.detector, not args.no_refine, threads, args.min_face, not args.no_flip, args.convention
+        args.model, args.detector, not args.no_refine, threads, args.min_face, not args.no_flip, args.convention, limit
     )
     sinks: dict[str, _Sink] = {}
     images: list[dict] = []

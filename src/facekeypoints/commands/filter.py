@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import add_detector_arguments, add_pass_arguments, detector_from_args
+from . import add_detector_arguments, add_max_megapixels_argument, add_pass_arguments, detector_from_args, max_pixels
 
 HELP = "put an overlay (sunglasses, moustache, any picture) on every face"
 
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser)
+    add_max_megapixels_argument(parser)
     add_pass_arguments(parser)
 
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {args.out}: exists and is not a folder")
+    limit = max_pixels(args)
     inputs = [Path(p) for p in args.images]
     outputs = output_paths(args.images, out_dir, _label(flt.name))
 
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             if any(same_file(out, p) for p in inputs):
                 raise InputError(f"{out}: is an input picture; refusing to overwrite it")
-            rgb = load_image(image)
+            rgb = load_image(image, limit)
             faces = detector(rgb)
             save_image(out, flt(rgb, faces))
         except FaceKeypointsError as exc:

