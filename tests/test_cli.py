@@ -495,3 +495,27 @@ def test_demo_draws_the_real_landmarks_and_leaves_the_rest_alone(tmp_path, capsy
     near = (gx >= lo[0]) & (gx <= hi[0]) & (gy >= lo[1]) & (gy <= hi[1])
     assert near.mean() < 0.25  # most of the photo is being compared
     assert not diff[~near].any(), f"{np.count_nonzero(diff[~near])} pixels changed far from the face"
+
+
+def test_import_facekeypoints_stays_light():
+    """``import facekeypoints`` loads neither torch nor FastAPI (its submodules are imported on first use)."""
+    import subprocess
+
+    code = "import sys, facekeypoints; print(sorted({'torch', 'fastapi', 'uvicorn'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_export_without_torch_names_the_extra(tmp_path):
+    """``export`` without torch installed said ModuleNotFoundError; now it names the extra, as ``train`` does."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # import torch -> ModuleNotFoundError
+        "from facekeypoints import cli\n"
+        f"raise SystemExit(cli.main(['export', {str(tmp_path / 'run')!r}, '--out', {str(tmp_path / 'm.onnx')!r}]))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 2
+    assert_one_line_error(res.stderr, "pip install 'facekeypoints[train]'")
+    assert "'torch'" in res.stderr and not (tmp_path / "m.onnx").exists()

@@ -257,3 +257,118 @@ def test_training_learns_the_synthetic_faces(tiny_data, tmp_path):
     assert val[-1] < val[0] / 15.0, val
     assert history[-1]["loss"] < history[0]["loss"] / 2.0, [h["loss"] for h in history]
     assert load_checkpoint(run / "best.pt")["best_val_nme"] == pytest.approx(min(val))
+
+
+# --- what a new user trips over: impossible settings, leftover run folders, help text, short runs ---
+
+
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--lr", "-1"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--epochs", "0"], "--epochs"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--val-fraction", "1"], "--val-fraction"),
+        (["--flip-prob", "1.5"], "--flip-prob"),
+        (["--ema", "1"], "--ema"),
+        (["--offset-weight", "-2"], "--offset-weight"),
+        (["--weight-decay", "-0.1"], "--weight-decay"),
+        (["--rotate-deg", "400"], "--rotate-deg"),
+        (["--data-weights", "1,-1", "--data", "a", "--data", "b"], "--data-weights"),
+        (["--arch", "resnet9000"], "--arch"),
+    ],
+)
+def test_impossible_settings_are_refused_before_anything_is_created(flags, named, tmp_path, capsys):
+    """``train --lr -1`` was a traceback from the optimiser and ``--epochs 0`` exited 0 with no checkpoint;
+    both left a run folder. Now: one line naming the flag, exit status 2 (a user error), no folder."""
+    from facekeypoints import cli
+
+    out = tmp_path / "runs"
+    assert cli.main(["train", *flags, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("facekeypoints: error: ") and named in err, err
+    assert not out.exists()
+
+
+def test_every_numeric_setting_has_a_range():
+    from dataclasses import fields
+
+    from facekeypoints.training.config import _RULES
+
+    numeric = {f.name for f in fields(TrainConfig) if str(f.type) in ("int", "float")}
+    assert numeric == set(_RULES)
+    assert TrainConfig().validate() == TrainConfig()  # the defaults are valid
+
+
+def test_a_config_file_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys):
+    from facekeypoints import cli
+
+    (tmp_path / "c.json").write_text(json.dumps({"epochs": "ten"}))
+    assert cli.main(["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--epochs 'ten'" in err and "whole number" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tiny_data, tmp_path):
+    """The run folder is made before the data are read; a failure there removes it again."""
+    from facekeypoints.errors import FaceKeypointsError
+
+    out = tmp_path / "runs"
+    with pytest.raises(ModelError, match="too few training faces"):
+        train(_cfg(tiny_data, out, batch_size=1000))
+    assert list(out.iterdir()) == []
+    with pytest.raises(FaceKeypointsError, match="nope.zip"):
+        train(_cfg(tmp_path / "nope.zip", out))
+    assert list(out.iterdir()) == []
+    assert train(_cfg(tiny_data, out, epochs=1)) == out / "1"  # the numbers are free again
+
+
+def test_a_failed_run_with_more_than_its_set_up_files_is_kept_and_marked(tmp_path):
+    from facekeypoints.training.loop import _discard_failed_run
+
+    bare, traced, resumable = tmp_path / "1", tmp_path / "2", tmp_path / "3"
+    for run in (bare, traced, resumable):
+        run.mkdir()
+        (run / "config.json").write_text("{}")
+    (traced / "profile_trace.json").write_text("{}")
+    (resumable / "last.pt").write_bytes(b"")
+    for run in (bare, traced, resumable):
+        _discard_failed_run(run, RuntimeError("boom"))
+    assert not bare.exists()
+    assert "boom" in (traced / "FAILED.txt").read_text() and (traced / "profile_trace.json").exists()
+    assert sorted(p.name for p in resumable.iterdir()) == ["config.json", "last.pt"]
+
+
+def test_train_help_says_what_every_flag_does(capsys):
+    """Each flag's help is its config field's ``#:`` comment (one place, no copies)."""
+    from dataclasses import fields
+
+    from facekeypoints import cli
+    from facekeypoints.training.config import field_help
+
+    helps = field_help(TrainConfig)
+    missing = [f.name for f in fields(TrainConfig) if not helps.get(f.name)]
+    assert not missing, f"config fields without a '#:' comment: {missing}"
+    assert cli.main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    for name in ("lr", "batch_size", "flip_prob", "finish_epochs", "data", "progress"):
+        assert helps[name] in text, name
+    assert "peak AdamW learning rate" in text and "(default: 0.003)" in text
+
+
+def test_the_finishing_phase_is_at_most_half_the_run():
+    """``--epochs 2`` with the default 28 finishing epochs used to make every epoch a finishing one."""
+    from facekeypoints.training.data import augment_config
+
+    assert TrainConfig().finishing_epochs() == 28  # a full run keeps its recipe
+    assert [TrainConfig(epochs=e).finishing_epochs() for e in (1, 2, 5)] == [0, 1, 2]
+    cfg = TrainConfig(epochs=2, rotate_deg=20.0, finish_rotate_deg=2.0)
+    assert [augment_config(cfg, e).rotate_deg for e in range(2)] == [20.0, 2.0]
+
+
+def test_the_log_says_how_long_the_finishing_phase_is(tiny_data, tmp_path, capfd):
+    train(_cfg(tiny_data, tmp_path / "runs", epochs=2))
+    err = capfd.readouterr().err
+    assert "finishing phase: the last 1 of 2 epochs (--finish-epochs 28 capped at half the run)" in err

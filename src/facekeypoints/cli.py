@@ -56,17 +56,26 @@ def available_verbs() -> list[str]:
     return out
 
 
+def missing_extra(verb: str, exc: ModuleNotFoundError) -> FaceKeypointsError | None:
+    """The one-line error for ``exc`` when it is an optional dependency that an extra installs
+    ("'facekeypoints export' needs the Python package 'torch': pip install ..."), else None."""
+    top = (exc.name or "").split(".")[0]
+    if top not in _EXTRAS:
+        return None
+    return FaceKeypointsError(
+        f"'{PROG} {verb}' needs the Python package '{top}': pip install 'facekeypoints[{_EXTRAS[top]}]'"
+    )
+
+
 def _import_verb(verb: str):
     try:
         return importlib.import_module(_module_name(verb))
     except ModuleNotFoundError as exc:
         if exc.name == _module_name(verb):
             raise FaceKeypointsError(f"the '{verb}' command is not part of this installation") from None
-        top = (exc.name or "").split(".")[0]
-        if top in _EXTRAS:
-            raise FaceKeypointsError(
-                f"'{PROG} {verb}' needs the Python package '{top}': pip install 'facekeypoints[{_EXTRAS[top]}]'"
-            ) from None
+        error = missing_extra(verb, exc)
+        if error is not None:
+            raise error from None
         raise
 
 

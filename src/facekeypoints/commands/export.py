@@ -27,7 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..export import export_checkpoint
+
+    try:
+        import torch  # noqa: F401  (before any file is looked at: say which extra is missing first)
+
+        from ..export import export_checkpoint
+    except ModuleNotFoundError as exc:
+        raise _missing_extra(exc) from None
 
     if Path(args.out).exists() and not args.force:
         raise InputError(f"{args.out}: already exists (pass --force to replace it)")
@@ -41,15 +47,25 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{args.metrics}: cannot read metrics ({exc})") from None
     data_info = {"sha256": args.data_sha256} if args.data_sha256 else None
-    out = export_checkpoint(
-        ckpt,
-        args.out,
-        name=args.name,
-        version=args.version,
-        metrics=metrics,
-        data_info=data_info,
-        use_ema=not args.raw,
-        calibration_data=args.data,
-    )
+    try:
+        out = export_checkpoint(
+            ckpt,
+            args.out,
+            name=args.name,
+            version=args.version,
+            metrics=metrics,
+            data_info=data_info,
+            use_ema=not args.raw,
+            calibration_data=args.data,
+        )
+    except ModuleNotFoundError as exc:  # e.g. onnx, imported by torch's exporter
+        raise _missing_extra(exc) from None
     print(out)
     return 0
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> Exception:
+    """A one-line error naming the extra to install for a missing optional package, else ``exc``."""
+    from ..cli import missing_extra
+
+    return missing_extra("export", exc) or exc

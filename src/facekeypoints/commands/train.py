@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.config import config_from_args
     from ..training.loop import train
 
-    cfg = config_from_args(args)
+    cfg = config_from_args(args).validate()  # impossible settings refused before anything is created
     command = "facekeypoints " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         procs = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])

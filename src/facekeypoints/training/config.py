@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
+import inspect
+import io
 import json
+import math
+import textwrap
+import tokenize
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -12,24 +19,25 @@ from ..errors import InputError
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on. Saved as ``config.json`` beside its checkpoints."""
+    """Everything a training run depends on. Saved as ``config.json`` beside its checkpoints.
+
+    Each field's ``#:`` comment is its flag's ``--help`` text (:func:`field_help`): keep one per field.
+    """
 
     arch: str = "pip-s2"  #: registered architecture (see facekeypoints.models.available())
-    data: list[str] = field(
-        default_factory=list
-    )  #: --data repeated: Udacity zips/folders and 300-W .pts folders; none = the fetched Udacity zip
-    data_weights: str = ""  #: comma list, one per --data: faces drawn per epoch = weight x faces (default 1 each)
-    convention: str = (
-        "ibug"  #: landmark convention the model learns; each source's labels are converted to it (conventions.py)
-    )
+    #: training data, repeatable: Udacity zips/folders and 300-W .pts folders; none = the fetched Udacity zip
+    data: list[str] = field(default_factory=list)
+    data_weights: str = ""  #: comma list, one per --data: faces drawn per epoch = weight x faces; empty = 1 each
+    #: landmark convention the model learns; each source's labels are converted to it (conventions.py)
+    convention: str = "ibug"
     out: str = "runs/train"  #: runs go to OUT/1, OUT/2, ... (never overwritten)
-    epochs: int = 120
-    batch_size: int = 32
+    epochs: int = 120  #: passes over the training faces (at least 1)
+    batch_size: int = 32  #: crops per optimiser step and process
     lr: float = 3e-3  #: peak AdamW learning rate (2e-2 was no better at full length: architecture_sweep.md)
-    weight_decay: float = 5e-5
-    warmup_epochs: float = 2.0
-    seed: int = 0
-    val_fraction: float = 0.1  #: fraction of training people held out for validation
+    weight_decay: float = 5e-5  #: AdamW weight decay
+    warmup_epochs: float = 2.0  #: epochs of linear learning-rate warm-up before the cosine decay
+    seed: int = 0  #: seed of the split, the initial weights and every augmentation
+    val_fraction: float = 0.1  #: fraction of training people (300-W: photos) held out for validation, 0 to under 1
     crop_scale: float = 1.25  #: crop side / tight keypoint box side
     ema: float = 0.998  #: decay of the weight moving average used for validation and export (0 = off)
     offset_weight: float = 5.0  #: PIP head: weight of the offset L1 against the cell cross-entropy
@@ -37,18 +45,20 @@ class TrainConfig:
     label_sigma: float = 0.0  #: PIP head: cell label as a Gaussian of this many cells (0 = one-hot)
     neighbour_weight: float = 0.25  #: PIP head: weight of the 8 neighbouring cells' offset L1
     rotate_deg: float = 25.0  #: max |rotation| of a crop in degrees (real photos roll their heads)
-    scale_jitter: float = 0.08
-    shift: float = 0.05
+    scale_jitter: float = 0.08  #: jittered crops: side multiplied by exp(U(-s, s))
+    shift: float = 0.05  #: jittered crops: max centre shift as a fraction of the crop side
     #: mirror probability, for sources with mirror-consistent labels (300-W); Udacity crops are never
     #: mirrored, their labels are not mirror-consistent (training/mirror.py)
     flip_prob: float = 0.5
     jitter_prob: float = 0.3  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
-    occlusion_prob: float = 0.0
+    occlusion_prob: float = 0.0  #: share of crops with a random gray rectangle over part of them
     photometric: float = 1.0  #: strength of the colour, blur and noise changes (1 = AugmentConfig's, 0 = none)
-    finish_epochs: int = 28  #: last N epochs: rotations capped at finish_rotate_deg (nearer the measured crops)
+    #: last N epochs: rotation, photometric strength and mirroring capped by the --finish-* values (crops
+    #: nearer the measured ones); at most half the run's epochs (--epochs 2 has 1 finishing epoch)
+    finish_epochs: int = 28
     finish_rotate_deg: float = 3.0  #: max |rotation| in degrees during the finishing epochs
-    finish_photometric: float = 1.0  #: photometric strength during the finishing epochs (at most ``photometric``)
-    finish_flip_prob: float = 0.5  #: mirror probability during the finishing epochs (at most ``flip_prob``)
+    finish_photometric: float = 1.0  #: photometric strength during the finishing epochs (at most --photometric)
+    finish_flip_prob: float = 0.5  #: mirror probability during the finishing epochs (at most --flip-prob)
     threads: int = 0  #: torch intra-op threads per process (0 = torch's default)
     workers: int = 0  #: DataLoader worker processes
     limit: int = 0  #: use only the first N training faces (0 = all); for quick trials
@@ -57,7 +67,7 @@ class TrainConfig:
     resume: str = ""  #: run folder or checkpoint to continue
     init: str = ""  #: checkpoint or "bundled" to start from (transfer learning)
     profile: bool = False  #: write a torch profiler trace of a few steps into the run folder
-    progress: bool = True
+    progress: bool = True  #: show a progress bar per epoch
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):  # configs written before --data could be repeated
@@ -68,22 +78,164 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def finishing_epochs(self) -> int:
+        """How many of the last epochs are finishing ones: ``finish_epochs``, at most half of ``epochs``
+        (so a short trial run is not all finishing phase)."""
+        return max(0, min(self.finish_epochs, self.epochs // 2))
+
+    def source_weights(self, n_sources: int) -> list[float]:
+        """``data_weights`` as one positive number per source (all 1 when it is empty)."""
+        if not self.data_weights:
+            return [1.0] * n_sources
+        try:
+            weights = [float(w) for w in str(self.data_weights).split(",")]
+        except ValueError:
+            raise InputError(f"--data-weights must be numbers separated by commas, got {self.data_weights!r}") from None
+        if len(weights) != n_sources:
+            raise InputError(f"--data-weights has {len(weights)} values for {n_sources} --data sources")
+        if any(not math.isfinite(w) or w <= 0 for w in weights):
+            raise InputError(f"--data-weights must all be positive, got {self.data_weights!r}")
+        return weights
+
+    def validate(self) -> TrainConfig:
+        """Refuse impossible settings with a one-line :class:`InputError` naming the flag; ``self`` if
+        all is well. ``facekeypoints train`` calls it before it creates anything."""
+        for f in fields(self):
+            _check_type(f.name, str(f.type), getattr(self, f.name))
+        for name, (test, what) in _RULES.items():
+            value = getattr(self, name)
+            if not (math.isfinite(value) and test(value)):
+                raise InputError(f"{_flag(name)} {value!r}: must be {what}")
+        from ..conventions import check_convention
+
+        check_convention(self.convention)
+        self.source_weights(max(1, len(self.data)))
+        try:
+            from ..models import available  # torch
+        except ModuleNotFoundError:
+            available = None
+        if available is not None and self.arch not in available():
+            raise InputError(f"{_flag('arch')} {self.arch!r}: unknown architecture; valid: {', '.join(available())}")
+        return self
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_type(name: str, typ: str, value) -> None:
+    """A one-line error for a value of the wrong type (from a ``--config`` file, or Python)."""
+    if typ == "bool":
+        ok, what = isinstance(value, bool), "true or false"
+    elif typ == "int":
+        ok, what = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif typ == "float":
+        ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif typ == "str":
+        ok, what = isinstance(value, str), "a string"
+    else:  # list[str]
+        ok, what = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of paths"
+    if not ok:
+        raise InputError(f"{_flag(name)} {value!r}: must be {what}")
+
+
+_POSITIVE = (lambda v: v > 0, "a positive number")
+_AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
+_NOT_NEGATIVE = (lambda v: v >= 0, "0 or more")
+_PROBABILITY = (lambda v: 0 <= v <= 1, "a probability from 0 to 1")
+_DEGREES = (lambda v: 0 <= v <= 180, "from 0 to 180 degrees")
+
+#: The range of every numeric field, checked by :meth:`TrainConfig.validate`.
+_RULES = {
+    "epochs": _AT_LEAST_1,
+    "batch_size": _AT_LEAST_1,
+    "lr": _POSITIVE,
+    "weight_decay": _NOT_NEGATIVE,
+    "warmup_epochs": _NOT_NEGATIVE,
+    "seed": _NOT_NEGATIVE,
+    "val_fraction": (lambda v: 0 <= v < 1, "from 0 to under 1"),
+    "crop_scale": _POSITIVE,
+    "ema": (lambda v: 0 <= v < 1, "from 0 (off) to under 1"),
+    "offset_weight": _POSITIVE,
+    "point_weight": _NOT_NEGATIVE,
+    "label_sigma": _NOT_NEGATIVE,
+    "neighbour_weight": _NOT_NEGATIVE,
+    "rotate_deg": _DEGREES,
+    "scale_jitter": _NOT_NEGATIVE,
+    "shift": _NOT_NEGATIVE,
+    "flip_prob": _PROBABILITY,
+    "jitter_prob": _PROBABILITY,
+    "occlusion_prob": _PROBABILITY,
+    "photometric": _NOT_NEGATIVE,
+    "finish_epochs": _NOT_NEGATIVE,
+    "finish_rotate_deg": _DEGREES,
+    "finish_photometric": _NOT_NEGATIVE,
+    "finish_flip_prob": _PROBABILITY,
+    "threads": _NOT_NEGATIVE,
+    "workers": _NOT_NEGATIVE,
+    "limit": _NOT_NEGATIVE,
+    "max_steps": _NOT_NEGATIVE,
+    "checkpoint_minutes": _NOT_NEGATIVE,
+}
+
+
+@functools.cache
+def field_help(cls=TrainConfig) -> dict[str, str]:
+    """Each field's ``#:`` comment in ``cls``'s source: on the field's own lines, or on the comment
+    lines just above it (Sphinx's convention). Empty where the source cannot be read."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # base classes first, so a subclass's comments win
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        comments = {
+            tok.start[0]: tok.string[2:].strip()
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+            if tok.type == tokenize.COMMENT and tok.string.startswith("#:")
+        }
+        lines = source.splitlines()
+        body = ast.parse(source).body[0]
+        for node in getattr(body, "body", []):
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            text = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
+            if not text:
+                n = node.lineno - 1
+                while n in comments and lines[n - 1].lstrip().startswith("#:"):
+                    text.insert(0, comments[n])
+                    n -= 1
+            if text:
+                out[node.target.id] = " ".join(text)
+    return out
+
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
-    """One ``--flag`` per dataclass field (``--batch-size``...), plus ``--config FILE.json``."""
+    """One ``--flag`` per dataclass field (``--batch-size``...), its help the field's ``#:`` comment,
+    plus ``--config FILE.json``."""
     parser.add_argument("--config", default=None, help="JSON file of field values (flags override it)")
+    helps = field_help(cls)
     for f in fields(cls):
-        flag = "--" + f.name.replace("_", "-")
+        flag = _flag(f.name)
         default = f.default if f.default is not MISSING else None
+        text = helps.get(f.name, "").replace("%", "%%")  # argparse %-formats help strings
         if str(f.type).startswith("list"):
-            parser.add_argument(flag, dest=f.name, action="append", default=None, help="(repeatable; default: none)")
+            parser.add_argument(
+                flag, dest=f.name, action="append", default=None, help=f"{text} (repeatable; default: none)".lstrip()
+            )
         elif f.type in (bool, "bool"):
             parser.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=f"(default: {default})"
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text} (default: {default})".lstrip(),
             )
         else:
             typ = {"int": int, "float": float, "str": str}.get(str(f.type), str)
-            parser.add_argument(flag, dest=f.name, type=typ, default=None, help=f"(default: {default!r})")
+            parser.add_argument(
+                flag, dest=f.name, type=typ, default=None, help=f"{text} (default: {default!r})".lstrip()
+            )
 
 
 def config_from_args(args: argparse.Namespace, cls=TrainConfig):

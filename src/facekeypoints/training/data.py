@@ -18,7 +18,7 @@ from ..augment import AugmentConfig, augment
 from ..conventions import check_convention, convert
 from ..data.pts import PTS_CONVENTION, is_pts_folder
 from ..data.udacity import UDACITY_CONVENTION, Sample, UdacityDataset, train_val_split
-from ..errors import DataError, InputError
+from ..errors import DataError
 from ..geometry import CropRule, apply_affine, box_crop_matrix, keypoint_box, warp
 from .config import TrainConfig
 
@@ -42,16 +42,7 @@ def sources(cfg: TrainConfig) -> list[Source]:
         from ..data.fetch import default_udacity_path
 
         paths = [str(default_udacity_path())]
-    weights = [1.0] * len(paths)
-    if cfg.data_weights:
-        try:
-            weights = [float(w) for w in str(cfg.data_weights).split(",")]
-        except ValueError:
-            raise InputError(f"--data-weights must be numbers separated by commas, got {cfg.data_weights!r}") from None
-        if len(weights) != len(paths):
-            raise InputError(f"--data-weights has {len(weights)} values for {len(paths)} --data sources")
-        if any(not np.isfinite(w) or w <= 0 for w in weights):
-            raise InputError(f"--data-weights must all be positive, got {cfg.data_weights!r}")
+    weights = cfg.source_weights(len(paths))
     out = []
     for p, w in zip(paths, weights):
         if is_pts_folder(p):
@@ -128,10 +119,10 @@ def load_sources(cfg: TrainConfig) -> list[tuple[Source, list[Sample], list[Samp
 def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
     """The augmentation of 0-based ``epoch``: the configured ranges, with rotations capped at
     ``cfg.finish_rotate_deg``, photometric strength at ``cfg.finish_photometric`` and the mirror
-    probability at ``cfg.finish_flip_prob`` in the last ``cfg.finish_epochs`` epochs (a finishing
+    probability at ``cfg.finish_flip_prob`` in the last ``cfg.finishing_epochs()`` epochs (a finishing
     phase on crops closer to the upright, unmirrored "gt"-rule crops the model is measured on)."""
     rotate, strength, flip = cfg.rotate_deg, cfg.photometric, cfg.flip_prob
-    if epoch >= cfg.epochs - cfg.finish_epochs:
+    if epoch >= cfg.epochs - cfg.finishing_epochs():
         rotate = min(rotate, cfg.finish_rotate_deg)
         strength = min(strength, cfg.finish_photometric)
         flip = min(flip, cfg.finish_flip_prob)

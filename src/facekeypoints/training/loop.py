@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -108,7 +109,39 @@ def _load_init(model: torch.nn.Module, init: str) -> None:
 
 
 def train(cfg: TrainConfig, command: str = "") -> Path:
-    """Run (or resume) training; returns the run folder. Works under torchrun too."""
+    """Run (or resume) training; returns the run folder. Works under torchrun too.
+
+    Impossible settings are refused before anything is created (:meth:`TrainConfig.validate`); a
+    new run that fails before its first checkpoint leaves no run folder behind."""
+    cfg.validate()
+    created: list[Path] = []
+    try:
+        return _train(cfg, command, created)
+    except BaseException as exc:
+        for run_dir in created:
+            _discard_failed_run(run_dir, exc)
+        raise
+
+
+#: What a new run writes before it starts training; a run folder holding nothing else is discarded.
+_SETUP_FILES = {"config.json", "command.txt"}
+
+
+def _discard_failed_run(run_dir: Path, exc: BaseException) -> None:
+    """After a failure: remove a new run's folder that has no checkpoint and nothing but its set-up
+    files; one that has other files (a profiler trace) is kept and marked ``FAILED.txt``."""
+    if not run_dir.is_dir() or (run_dir / "last.pt").exists():
+        return
+    try:
+        if {p.name for p in run_dir.iterdir()} <= _SETUP_FILES:
+            shutil.rmtree(run_dir)
+        else:
+            (run_dir / "FAILED.txt").write_text(f"failed before its first checkpoint: {type(exc).__name__}: {exc}\n")
+    except OSError:
+        pass  # the original error matters more
+
+
+def _train(cfg: TrainConfig, command: str, created: list[Path]) -> Path:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("gloo")
@@ -126,6 +159,8 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
         run_dir = ckpt_path.parent
     else:
         run_dir = _broadcast(next_run_dir(cfg.out) if is_main else None)
+        if is_main:
+            created.append(run_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -204,6 +239,15 @@ def train(cfg: TrainConfig, command: str = "") -> Path:
             f"({', '.join(f'{Path(src.path).name}: {len(t)} x {src.weight:g}' for src, t, _ in loaded)}; "
             f"{len(train_set)} crops/epoch, labels in the {cfg.convention} convention) "
             f"({len(val_s)} validation), {world} process(es), {steps_per_epoch} steps/epoch -> {run_dir}",
+            file=sys.stderr,
+        )
+        finishing = cfg.finishing_epochs()
+        capped = (
+            f" (--finish-epochs {cfg.finish_epochs} capped at half the run)" if finishing < cfg.finish_epochs else ""
+        )
+        print(
+            f"finishing phase: the last {finishing} of {cfg.epochs} epochs{capped}, rotations up to "
+            f"{min(cfg.rotate_deg, cfg.finish_rotate_deg):g} degrees",
             file=sys.stderr,
         )
     last_save = time.monotonic()
