@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     det = FaceKeypointDetector(args.model, refine=False, flip=False)
     preds, truths = [], []
     for s in PtsDataset(args.data).iter_samples():
-        preds.append(det.keypoints(s.image, keypoint_box(s.keypoints)[None])[0])
+        preds.append(det.keypoints(s.image, keypoint_box(s.keypoints)[None], box="landmarks")[0])
         truths.append(s.keypoints)
     pred, truth = np.stack(preds), np.stack(truths)
     err = evaluation.nme_io(pred, truth)

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     for kind, s in val:
         box = keypoint_box(s.keypoints)
         for j, b in enumerate([box, *disturbed_boxes(box, rng)]):
-            kps, scores = det.landmarks(s.image, b[None])
+            kps, scores = det.landmarks(s.image, b[None], box="landmarks")
             raw.append(float(quality.raw_score(scores[0])))
             nme.append(float(evaluation.nme_io(kps[0], s.keypoints)[0]))
             photo = image_group(s.name) if kind == "pts" else s.name.rsplit("_", 1)[0]  # Udacity: the video
@@ -101,14 +101,14 @@ def main(argv=None) -> int:
     }
     nonface_q = {}
     for name, img in nonfaces.items():
-        _, sc = det.landmarks(img, np.array([[20, 20, 140, 140]], np.float32))
+        _, sc = det.landmarks(img, np.array([[20, 20, 140, 140]], np.float32), box="landmarks")
         nonface_q[name] = round(float(cal.quality(sc[0])), 4)
     halves = []
     for _, s in val[:: max(1, len(val) // 100)]:
         x0, y0, x1, y1 = keypoint_box(s.keypoints)
         cut = s.image.copy()
         cut[int((y0 + y1) / 2) :] = 0  # the lower half of the face blacked out
-        _, sc = det.landmarks(cut, keypoint_box(s.keypoints)[None])
+        _, sc = det.landmarks(cut, keypoint_box(s.keypoints)[None], box="landmarks")
         halves.append(float(cal.quality(sc[0])))
 
     report = {

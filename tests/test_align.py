@@ -90,7 +90,7 @@ def test_rotated_real_face_comes_out_level():
     crop = align_face(turned, turned_kps, 160)
     # the model's landmarks in the crop, from the box the crop's transform predicts
     box = keypoint_box(apply_affine(turned_kps, alignment_matrix(turned_kps, 160)))
-    inside = det.keypoints(crop, box[None])[0]
+    inside = det.keypoints(crop, box[None], box="landmarks")[0]
     eyes = five_points(inside)[:2]
     angle = np.degrees(np.arctan2(eyes[1, 1] - eyes[0, 1], eyes[1, 0] - eyes[0, 0]))
     assert abs(angle) < 3.0

@@ -45,10 +45,24 @@ def test_one_face_on_grace_hopper(detector, grace):
 def test_caller_boxes_and_empty_boxes(detector, grace):
     face = detector(grace)[0]
     box = keypoint_box(face.keypoints)
-    kps = detector.keypoints(grace, np.stack([box, box]))
+    kps = detector.keypoints(grace, np.stack([box, box]), box="landmarks")
     assert kps.shape == (2, 68, 2)
     assert np.abs(kps[0] - kps[1]).max() < 1e-4
     assert detector.keypoints(grace, np.zeros((0, 4))).shape == (0, 68, 2)
+
+
+def test_a_faces_own_box_gives_back_its_points(detector, grace):
+    """``keypoints(rgb, [face.box])`` takes the detector's box as the detection did: the same points.
+    (It read boxes as tight landmark boxes, 6.8 px off; that kind is now ``box="landmarks"``.)"""
+    from facekeypoints.errors import InputError
+
+    face = detector(grace)[0]
+    again = detector.keypoints(grace, face.box[None])[0]
+    assert np.abs(again - face.keypoints).max() < 1e-3
+    tight = detector.keypoints(grace, keypoint_box(face.keypoints)[None], box="landmarks")[0]
+    assert np.abs(tight - face.keypoints).mean() < 1.0  # the other convention, given the right kind of box
+    with pytest.raises(InputError, match="box convention"):
+        detector.keypoints(grace, face.box[None], box="tight")
 
 
 def test_flip_averages_the_mirrored_crop(grace):
@@ -62,8 +76,8 @@ def test_flip_averages_the_mirrored_crop(grace):
     flipped = fk.FaceKeypointDetector(model=plain.model, flip=True, refine=False)
     face = plain(grace)[0]
     box = keypoint_box(face.keypoints)[None]
-    a = plain.keypoints(grace, box)[0]
-    b = flipped.keypoints(grace, box)[0]
+    a = plain.keypoints(grace, box, box="landmarks")[0]
+    b = flipped.keypoints(grace, box, box="landmarks")[0]
     eyes = np.linalg.norm(a[36] - a[45])
     mirror_only = 2.0 * b - a  # what the mirrored crop alone said
     assert 0 < np.linalg.norm(b - a, axis=1).mean() / eyes < 0.02
@@ -78,8 +92,8 @@ def test_keypoints_follow_a_translated_image(detector, grace):
     dx, dy = 37, 21
     shifted = np.zeros((grace.shape[0] + dy, grace.shape[1] + dx, 3), np.uint8)
     shifted[dy:, dx:] = grace
-    a = detector.keypoints(grace, box[None])[0]
-    b = detector.keypoints(shifted, (box + [dx, dy, dx, dy])[None])[0]
+    a = detector.keypoints(grace, box[None], box="landmarks")[0]
+    b = detector.keypoints(shifted, (box + [dx, dy, dx, dy])[None], box="landmarks")[0]
     assert np.abs((b - a) - [dx, dy]).max() < 0.05
 
 
@@ -171,10 +185,12 @@ def test_second_pass_replaces_the_first_only_when_it_scores_at_least_as_well():
     good, collapsed = _crop_face(), np.full((68, 2), 16.0) + np.random.default_rng(0).normal(0, 0.5, (68, 2))
     first_better = _ScriptedModel([(good, 0.9), (collapsed, 0.2)])
     det = fk.FaceKeypointDetector(first_better, flip=False, rescue=False)
-    kps_keep, scores_keep = det.landmarks(rgb, box)
+    kps_keep, scores_keep = det.landmarks(rgb, box, box="landmarks")
     assert first_better.calls == 2 and np.allclose(scores_keep, 0.9)
     second_better = _ScriptedModel([(good, 0.6), (good, 0.8)])
-    _, scores_new = fk.FaceKeypointDetector(second_better, flip=False, rescue=False).landmarks(rgb, box)
+    _, scores_new = fk.FaceKeypointDetector(second_better, flip=False, rescue=False).landmarks(
+        rgb, box, box="landmarks"
+    )
     assert np.allclose(scores_new, 0.8)
     assert kps_keep.std(axis=1).min() > 5  # the kept first pass, not the collapsed points
 
@@ -187,14 +203,14 @@ def test_an_unsure_first_pass_is_read_again_from_rescue_crops():
     # first pass unsure (0.2), the rescue crops sure (0.9); the second pass of the first reading
     # stays unsure (0.3) and that of the rescued one is sure (0.95): the rescued reading wins
     model = _ScriptedModel([(_crop_face(), 0.2), (_crop_face(), 0.9), (_crop_face(), 0.3), (_crop_face(), 0.95)])
-    _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box)
+    _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box, box="landmarks")
     assert model.calls == 4 and np.allclose(scores, 0.95)
     # the same, but the first reading's second pass is the surest: it wins
     model = _ScriptedModel([(_crop_face(), 0.2), (_crop_face(), 0.9), (_crop_face(), 0.99), (_crop_face(), 0.95)])
-    _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box)
+    _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box, box="landmarks")
     assert np.allclose(scores, 0.99)
     sure = _ScriptedModel([(_crop_face(), quality.RESCUE_BELOW + 0.1)])
-    fk.FaceKeypointDetector(sure, flip=False).landmarks(rgb, box)
+    fk.FaceKeypointDetector(sure, flip=False).landmarks(rgb, box, box="landmarks")
     assert sure.calls == 2  # first and second pass only
 
 
@@ -207,7 +223,7 @@ def test_faces_say_how_sure_the_model_is(detector, grace):
     d = face.to_dict()
     assert 0 <= d["quality"] <= 1 and len(d["landmark_scores"]) == 68
     noise = (np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)
-    _, scores = detector.landmarks(noise, np.array([[40.0, 40.0, 160.0, 160.0]]))
+    _, scores = detector.landmarks(noise, np.array([[40.0, 40.0, 160.0, 160.0]]), box="landmarks")
     assert detector.calibration.quality(scores[0]) < detector.calibration.threshold
 
 
@@ -216,8 +232,8 @@ def test_convention_moves_the_points_as_the_table_says(grace):
     from facekeypoints.errors import InputError
 
     box = keypoint_box(fk.FaceKeypointDetector()(grace)[0].keypoints)[None]
-    ibug = fk.FaceKeypointDetector().keypoints(grace, box)
-    udacity = fk.FaceKeypointDetector(convention="udacity").keypoints(grace, box)
+    ibug = fk.FaceKeypointDetector().keypoints(grace, box, box="landmarks")
+    udacity = fk.FaceKeypointDetector(convention="udacity").keypoints(grace, box, box="landmarks")
     assert np.abs(convert(ibug, "ibug", "udacity") - udacity).max() < 0.01
     assert (udacity[0, 27:36, 1] - ibug[0, 27:36, 1]).mean() > 1.0  # the Udacity nose sits lower (pixels)
     with pytest.raises(InputError, match="convention"):

@@ -35,6 +35,9 @@ from .landmarks import FLIP_PERMUTATION, flip_keypoints
 from .pose import head_pose
 from .runtime import KeypointModel
 
+#: What caller-given boxes are: the face detector's boxes (``Face.box``) or the tight box of the 68 points.
+BOX_CONVENTIONS = ("detector", "landmarks")
+
 
 @dataclass
 class Face:
@@ -81,7 +84,7 @@ class FaceKeypointDetector:
 
     >>> detector = FaceKeypointDetector()           # bundled model, YuNet face detector, CPU
     >>> faces = detector("photo.jpg")                # list[Face], possibly empty
-    >>> kps = detector.keypoints(rgb, boxes)         # (N, 68, 2) for your own boxes
+    >>> kps = detector.keypoints(rgb, boxes)         # (N, 68, 2) for your own boxes (detector's kind)
 
     ``model`` is a path to an exported ``.onnx`` (with its ``.json``) or None for
     the bundled one; ``detector`` a registered face-detector name or object.
@@ -147,7 +150,7 @@ class FaceKeypointDetector:
         boxes, scores = self.detector.detect(rgb)
         if len(boxes) == 0:
             return []
-        kps, lm_scores = self.landmarks(rgb, self.detector.to_keypoint_box(boxes))
+        kps, lm_scores = self.landmarks(rgb, boxes)
         size = (rgb.shape[1], rgb.shape[0])
         faces = []
         for i, (b, s, k) in enumerate(zip(boxes, scores, kps)):
@@ -204,7 +207,7 @@ class FaceKeypointDetector:
         return np.where(better[:, None, None], k2, kps), np.where(better[:, None], s2, scores)
 
     def landmarks(
-        self, rgb: np.ndarray, boxes: np.ndarray, convention: str | None = None
+        self, rgb: np.ndarray, boxes: np.ndarray, convention: str | None = None, box: str = "detector"
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Landmarks and their scores for caller-given face boxes, no detection.
 
@@ -219,7 +222,11 @@ class FaceKeypointDetector:
         """
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
             rgb = load_image(rgb, self.max_pixels)
+        if box not in BOX_CONVENTIONS:
+            raise InputError(f"unknown box convention {box!r}; valid: {', '.join(BOX_CONVENTIONS)}")
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if box == "detector" and len(boxes):
+            boxes = self.detector.to_keypoint_box(boxes)
         if len(boxes) == 0:
             empty = np.zeros((0, 68), np.float32) if self.model.has_scores else None
             return np.zeros((0, 68, 2), np.float32), empty
@@ -245,13 +252,16 @@ class FaceKeypointDetector:
         kps = convert(kps, self.model.convention, convention or self.convention)
         return kps.astype(np.float32), None if scores is None else scores.astype(np.float32)
 
-    def keypoints(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def keypoints(self, rgb: np.ndarray, boxes: np.ndarray, box: str = "detector") -> np.ndarray:
         """Landmarks for caller-given face boxes, no detection.
 
-        ``rgb``: RGB uint8 (H, W, 3). ``boxes``: (N, 4) x0, y0, x1, y1 in pixels, in the
-        "keypoint box" convention (the tight box around a face's 68 points); boxes from
-        another detector should go through its ``to_keypoint_box`` first (``refine``
-        makes the result tolerant to the difference). Returns (N, 68, 2) float32 pixels,
-        x then y, in this detector's ``convention``.
+        ``rgb``: RGB uint8 (H, W, 3). ``boxes``: (N, 4) x0, y0, x1, y1 in pixels. ``box`` says
+        what the boxes are: ``"detector"`` (default), boxes as this detector returns them
+        (``Face.box``: passing back a face's own box gives the same points as the detection did);
+        ``"landmarks"``, the tight box around a face's 68 points (as from
+        :func:`facekeypoints.geometry.keypoint_box` of known points). Boxes from another
+        detector should go through that detector's ``to_keypoint_box`` and ``box="landmarks"``
+        (``refine`` makes the result tolerant to the difference). Returns (N, 68, 2) float32
+        pixels, x then y, in this detector's ``convention``.
         """
-        return self.landmarks(rgb, boxes)[0]
+        return self.landmarks(rgb, boxes, box=box)[0]

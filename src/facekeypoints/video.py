@@ -485,7 +485,9 @@ class Tracker:
         if len(new) == 0:
             return
         # tracks follow the model's own convention; Face outputs are converted in _faces
-        kps, lm_scores = self.detector.landmarks(rgb, kboxes[new].astype(np.float32), self.detector.model.convention)
+        kps, lm_scores = self.detector.landmarks(
+            rgb, kboxes[new].astype(np.float32), self.detector.model.convention, box="landmarks"
+        )
         kps = kps.astype(np.float64)
         for j, (i, k) in enumerate(zip(new, kps)):
             box = keypoint_box(k)

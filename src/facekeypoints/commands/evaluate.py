@@ -140,10 +140,10 @@ def evaluate_dataset(
         gt_box = keypoint_box(gt)[None]
         if protocol == "gt":
             if hasattr(detector, "landmarks"):
-                kps, scores = detector.landmarks(sample.image, gt_box)
+                kps, scores = detector.landmarks(sample.image, gt_box, box="landmarks")
                 q = calibration.quality(scores[0]) if scores is not None and calibration is not None else None
             else:
-                kps, q = detector.keypoints(sample.image, gt_box), None
+                kps, q = detector.keypoints(sample.image, gt_box, box="landmarks"), None
             pred = np.asarray(kps, dtype=np.float32)[0]
         else:
             faces = list(detector(sample.image))
