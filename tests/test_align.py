@@ -107,8 +107,12 @@ def test_align_command_writes_crops_and_carries_on_past_bad_files(tmp_path, caps
     crop = cv2.imread(str(out / "grace_hopper_face0.png"))
     assert crop is not None and crop.shape == (96, 96, 3)
     errors = [line for line in captured.err.splitlines() if line.strip()]
-    assert len(errors) == 2 and all(line.startswith("facekeypoints: error: ") for line in errors)
+    # each error as it happens, then the end summary naming both again (as detect does)
+    assert len(errors) == 5 and all(line.startswith("facekeypoints: error: ") for line in errors[:2])
     assert "junk.jpg" in errors[0] and "missing.png" in errors[1]
+    assert (
+        errors[2] == "facekeypoints: 2 of 3 inputs failed:" and "junk.jpg" in errors[3] and "missing.png" in errors[4]
+    )
 
 
 def test_align_command_rejects_a_bad_size(capsys):

@@ -489,7 +489,9 @@ def test_cli_filter_writes_one_picture_per_image_and_carries_on(tmp_path, fake_p
     captured = capsys.readouterr()
     assert sorted(p.name for p in out.iterdir()) == ["a_sunglasses.png", "b_sunglasses.png"]
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 1 and "broken.png" in errors[0]
+    # the error as it happens, then detect's end summary: "1 of 3 inputs failed:" and the failure again
+    assert len(errors) == 3 and "broken.png" in errors[0] and errors[0].startswith("facekeypoints: error:")
+    assert errors[1] == "facekeypoints: 1 of 3 inputs failed:" and "broken.png" in errors[2]
     result = load_image(out / "a_sunglasses.png")
     assert result.shape == (120, 160, 3) and (result != load_image(a)).any()
     assert "a_sunglasses.png" in captured.out

@@ -1,4 +1,9 @@
-"""``facekeypoints align PHOTO...``: each face cut out, aligned by eyes, nose and mouth, as ``<stem>_face<i>.png``."""
+"""``facekeypoints align PHOTO|FOLDER...``: each face cut out, aligned by eyes, nose and mouth.
+
+Pictures go to ``--out``: a folder (default ``aligned``) of ``<stem>_face<i>.png``, or, for one
+photo, a picture name (``face.png``; a second face goes to ``face_1.png``...). Folders are searched
+recursively, as by ``detect`` (:mod:`facekeypoints.commands.batch`).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,29 @@ import sys
 from pathlib import Path
 
 from . import add_detector_arguments, add_max_megapixels_argument, detector_from_args, max_pixels
+from .batch import add_progress_argument
 
 HELP = "cut out faces aligned by their eyes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
+    parser.add_argument(
+        "photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...) or folders (searched recursively)"
+    )
     parser.add_argument(
         "--size", type=int, default=112, metavar="N", help="side of the square crops, pixels (default: %(default)s)"
     )
     parser.add_argument(
         "--out",
         default="aligned",
-        metavar="DIR",
-        help="folder for <stem>_face<i>.png, i = 0, 1, ... in the detector's order (default: %(default)s)",
+        metavar="DIR|FILE.png",
+        help="folder for <stem>_face<i>.png, i = 0, 1, ... in the detector's order (default: %(default)s); "
+        "or, for one photo, a picture name (further faces: NAME_1.png, ...)",
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser)
     add_max_megapixels_argument(parser)
+    add_progress_argument(parser)
 
 
 def _stems(photos: list[str]) -> list[str]:
@@ -47,35 +57,51 @@ def run(args: argparse.Namespace) -> int:
     from ..image_io import load_image
     from ..outputs import name_file, same_file, save_image
     from ..pipeline import FaceKeypointDetector
+    from .batch import expand_inputs, out_is_one_picture, plural, progress_bar, say, summary
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size must be between 8 and 4096 pixels, got {args.size}")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {args.out}: exists and is not a folder")
     limit = max_pixels(args)
-    inputs = [Path(p) for p in args.photos]
+    files, problems = expand_inputs(args.photos)
+    one_picture = out_is_one_picture(args.out, len(files)) if files else False
+    out = Path(args.out)
+    inputs = [Path(p) for p in files]
     detector = FaceKeypointDetector(model=args.model, detector=detector_from_args(args))
 
-    failed = 0
-    for photo, stem in zip(args.photos, _stems(args.photos)):
-        written = []
-        try:
-            rgb = load_image(photo, limit)
-            faces = detector(rgb)
-            for i, face in enumerate(faces):
-                path = out_dir / f"{stem}_face{i}.png"
-                if any(same_file(path, p) for p in inputs):
-                    raise InputError(f"{path}: is an input photo; refusing to overwrite it")
-                save_image(path, align_face(rgb, face.keypoints, args.size))
-                written.append(path)
-        except FaceKeypointsError as exc:
-            print(f"facekeypoints: error: {name_file(str(exc), photo)}", file=sys.stderr, flush=True)
-            failed += 1
-            continue
-        n = len(written)
-        line = f"{photo}: {n} face{'' if n == 1 else 's'}"
-        if written:
-            line += " -> " + (str(written[0]) if n == 1 else f"{out_dir}/{stem}_face[0-{n - 1}].png")
-        print(line, flush=True)
-    return 1 if failed else 0
+    failures: list[str] = []
+    for msg in problems:
+        failures.append(msg)
+        print(f"facekeypoints: error: {msg}", file=sys.stderr, flush=True)
+    bar = progress_bar(len(files), args.progress, "align")
+    try:
+        for photo, stem in zip(files, _stems(files)):
+            written = []
+            try:
+                rgb = load_image(photo, limit)
+                faces = detector(rgb)
+                for i, face in enumerate(faces):
+                    if one_picture:
+                        path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+                    else:
+                        path = out / f"{stem}_face{i}.png"
+                    if any(same_file(path, p) for p in inputs):
+                        raise InputError(f"{path}: is an input photo; refusing to overwrite it")
+                    save_image(path, align_face(rgb, face.keypoints, args.size))
+                    written.append(path)
+            except FaceKeypointsError as exc:
+                msg = name_file(str(exc), photo)
+                failures.append(msg)
+                say(f"facekeypoints: error: {msg}", bar, sys.stderr)
+            else:
+                n = len(written)
+                line = f"{photo}: {plural(n)}"
+                if written:
+                    line += " -> " + (str(written[0]) if n == 1 else f"{written[0]} ... {written[-1]}")
+                say(line, bar)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary(failures, len(files) + len(problems))
+    return 1 if failures else 0

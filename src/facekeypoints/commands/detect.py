@@ -34,6 +34,7 @@ from . import (
     detector_spec,
     max_pixels,
 )
+from .batch import add_progress_argument, expand_inputs, picture_targets, progress_bar
 
 HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
@@ -81,12 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes working in parallel, each with its own detector "
         "(0: one per CPU this process may use; default: 1)",
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: only when stderr is a terminal)",
-    )
+    add_progress_argument(parser)
 
 
 def _json_default(obj):
@@ -106,57 +102,11 @@ def _plural(n: int) -> str:
 # --- inputs ---------------------------------------------------------------------------------------
 
 
-def expand_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
-    """Files to process, and one-line errors for folders holding no image.
-
-    A folder is searched recursively for :data:`IMAGE_SUFFIXES` (any case), in sorted
-    order, skipping hidden files and folders; a file is taken whatever its name (and
-    a missing one fails when its turn comes, like any unreadable file).
-    """
-    files: list[str] = []
-    problems: list[str] = []
-    for p in paths:
-        path = Path(p)
-        if not path.is_dir():
-            files.append(p)
-            continue
-        found = []
-        for root, dirs, names in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found.extend(
-                os.path.join(root, n)
-                for n in sorted(names)
-                if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES
-            )
-        if not found:
-            problems.append(f"{p}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        files.extend(found)
-    return files, problems
-
-
 def _picture_paths(photos: list[str], out: str | None) -> list[Path | None]:
-    """Where each photo's annotated picture goes (None: nowhere)."""
-    from ..errors import InputError
-
+    """Where each photo's annotated picture goes (None: nowhere): the shared ``--out`` rule."""
     if out is None:
         return [None] * len(photos)
-    out_path = Path(out)
-    if out_path.suffix.lower() in IMAGE_SUFFIXES and not out_path.is_dir():
-        if len(photos) != 1:
-            raise InputError(f"--out {out} names one picture but {len(photos)} photos were given; give a folder")
-        return [out_path]
-    if out_path.exists() and not out_path.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    paths: list[Path | None] = []
-    used: set[str] = set()
-    for photo in photos:
-        stem = Path(photo).stem or "image"
-        name, k = f"{stem}_keypoints.png", 2
-        while name in used:  # two inputs with the same stem from different folders
-            name, k = f"{stem}_{k}_keypoints.png", k + 1
-        used.add(name)
-        paths.append(out_path / name)
-    return paths
+    return list(picture_targets(photos, out, "keypoints")) if photos else []
 
 
 # --- the work, in this process or in a pool's -------------------------------------------------------
@@ -352,16 +302,6 @@ def _check_output(option: str, target: str, inputs: list[Path]) -> None:
         raise InputError(f"{option} {target}: is a folder; name a .{option[2:]} file")
 
 
-def _progress_bar(total: int, enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, file=sys.stderr, unit="image", desc="detect", leave=False, dynamic_ncols=True)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
 
@@ -428,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
         model_info = next(stream)
         if "csv" in sinks:
             sinks["csv"].write(_csv_text([CSV_COLUMNS]))
-        bar = _progress_bar(len(jobs), args.progress)
+        bar = progress_bar(len(jobs), args.progress, "detect")
         for i, (photo, picture) in enumerate(jobs):
             record = {"path": photo, "error": pre_failed[i]} if i in pre_failed else next(stream)
             if "error" in record:

@@ -1,4 +1,9 @@
-"""``facekeypoints filter IMAGE... --filter NAME``: an overlay or privacy blur on every face of each photo."""
+"""``facekeypoints filter IMAGE|FOLDER... --filter NAME``: an overlay or privacy blur on every face of each photo.
+
+Pictures go to ``--out``: a folder (default: the current one) of ``<stem>_<filter>.png``, or, for one
+photo, a picture name. Folders are searched recursively, as by ``detect``
+(:mod:`facekeypoints.commands.batch`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import add_detector_arguments, add_max_megapixels_argument, add_pass_arguments, detector_from_args, max_pixels
+from .batch import add_progress_argument
 
 HELP = "put an overlay (sunglasses, moustache, any picture) on every face"
 
@@ -15,7 +21,9 @@ HELP = "put an overlay (sunglasses, moustache, any picture) on every face"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..filters import names
 
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    parser.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...) or folders (searched recursively)"
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--filter",
@@ -24,31 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which.add_argument("--spec", metavar="FILE.json", help="a custom overlay: RGBA picture + anchors (see the README)")
     parser.add_argument(
-        "--out", default=".", metavar="DIR", help="folder for the <stem>_<filter>.png pictures (default: current)"
+        "--out",
+        default=".",
+        metavar="DIR|FILE.png",
+        help="folder for the <stem>_<filter>.png pictures (default: current), or, for one image, a picture name",
     )
     parser.add_argument("--model", metavar="ONNX", help="landmark model .onnx (default: the bundled one)")
     add_detector_arguments(parser)
     add_max_megapixels_argument(parser)
     add_pass_arguments(parser)
+    add_progress_argument(parser)
 
 
 def _label(name: str) -> str:
     """The filter's name made safe for a file name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "filter"
-
-
-def output_paths(images: list[str], out_dir: Path, label: str) -> list[Path]:
-    """``<stem>_<label>.png`` in ``out_dir`` for each image; repeated stems get ``_2``, ``_3``..."""
-    used: set[str] = set()
-    paths = []
-    for image in images:
-        stem = Path(image).stem or "image"
-        name, k = f"{stem}_{label}.png", 2
-        while name in used:
-            name, k = f"{stem}_{k}_{label}.png", k + 1
-        used.add(name)
-        paths.append(out_dir / name)
-    return paths
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,14 +55,13 @@ def run(args: argparse.Namespace) -> int:
     from ..image_io import load_image
     from ..outputs import name_file, same_file, save_image
     from ..pipeline import FaceKeypointDetector
+    from .batch import expand_inputs, picture_targets, plural, progress_bar, say, summary
 
     flt = filters.load_spec(args.spec) if args.spec else filters.get(args.filter)
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {args.out}: exists and is not a folder")
     limit = max_pixels(args)
-    inputs = [Path(p) for p in args.images]
-    outputs = output_paths(args.images, out_dir, _label(flt.name))
+    files, problems = expand_inputs(args.images)
+    outputs = picture_targets(files, args.out, _label(flt.name)) if files else []
+    inputs = [Path(p) for p in files]
 
     detector = FaceKeypointDetector(
         model=args.model,
@@ -73,18 +70,29 @@ def run(args: argparse.Namespace) -> int:
         detector=detector_from_args(args),
         convention=args.convention,
     )
-    failed = 0
-    for image, out in zip(args.images, outputs):
-        try:
-            if any(same_file(out, p) for p in inputs):
-                raise InputError(f"{out}: is an input picture; refusing to overwrite it")
-            rgb = load_image(image, limit)
-            faces = detector(rgb)
-            save_image(out, flt(rgb, faces))
-        except FaceKeypointsError as exc:
-            print(f"facekeypoints: error: {name_file(str(exc), image)}", file=sys.stderr, flush=True)
-            failed += 1
-            continue
-        n = len(faces)
-        print(f"{image}: {n} face{'' if n == 1 else 's'} -> {out}", flush=True)
-    return 1 if failed else 0
+    failures: list[str] = []
+    for msg in problems:
+        failures.append(msg)
+        print(f"facekeypoints: error: {msg}", file=sys.stderr, flush=True)
+    bar = progress_bar(len(files), args.progress, "filter")
+    try:
+        for image, out in zip(files, outputs):
+            try:
+                if any(same_file(out, p) for p in inputs):
+                    raise InputError(f"{out}: is an input picture; refusing to overwrite it")
+                rgb = load_image(image, limit)
+                faces = detector(rgb)
+                save_image(out, flt(rgb, faces))
+            except FaceKeypointsError as exc:
+                msg = name_file(str(exc), image)
+                failures.append(msg)
+                say(f"facekeypoints: error: {msg}", bar, sys.stderr)
+            else:
+                say(f"{image}: {plural(len(faces))} -> {out}", bar)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary(failures, len(files) + len(problems))
+    return 1 if failures else 0
