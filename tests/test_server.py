@@ -282,7 +282,7 @@ def test_render_png_then_jpeg_by_accept(client, one_face, portrait):
 
 
 def test_render_filter(client, one_face):
-    from facekeypoints.server.app import filter_names
+    from facekeypoints.server.filtering import filter_names
 
     names = filter_names()
     if not names:
@@ -298,10 +298,10 @@ def test_render_filter(client, one_face):
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/hosts", "spec.json", "a b", "x" * 65])
 def test_render_filter_never_takes_a_path(client, one_face, name, monkeypatch):
-    from facekeypoints.server import app as app_module
+    from facekeypoints.server import filtering
 
     calls = []
-    monkeypatch.setattr(app_module, "_apply_filter", lambda *a: calls.append(a))
+    monkeypatch.setattr(filtering, "apply_filter", lambda *a: calls.append(a))
     r = client.post("/v1/render", params={"filter": name}, content=one_face)
     assert r.status_code in (400, 422), r.text
     assert_error(r, r.status_code)
@@ -309,9 +309,9 @@ def test_render_filter_never_takes_a_path(client, one_face, name, monkeypatch):
 
 
 def test_render_without_filters_module_is_a_clear_400(client, one_face, monkeypatch):
-    from facekeypoints.server import app as app_module
+    from facekeypoints.server import filtering
 
-    monkeypatch.setattr(app_module, "_filters_module", lambda: None)
+    monkeypatch.setattr(filtering, "filters_module", lambda: None)
     body = assert_error(client.post("/v1/render?filter=sunglasses", content=one_face), 400, "filters_unavailable")
     assert "not available" in body["detail"]
     assert client.get("/v1/models").json()["filters"] == []

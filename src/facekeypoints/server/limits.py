@@ -6,7 +6,7 @@ from its header, so an oversized picture is refused before a decoder allocates
 memory for it. Only PNG, JPEG, WebP and BMP are accepted: the formats a browser
 or phone sends, and no more decoder surface than that.
 
-This module needs no web framework; :mod:`facekeypoints.server.app` turns its
+This module needs no web framework; :mod:`facekeypoints.server.errors` turns its
 exceptions into HTTP answers (415, 422, 413).
 """
 
