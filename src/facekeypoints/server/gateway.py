@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -18,11 +19,24 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MULTIPART_SLACK = 64 * 1024
 
 
+def _has_body(headers: dict[str, str]) -> bool:
+    return "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in ("", "0")
+
+
 class Gateway:
     """Pure ASGI middleware: request id, upload size limit, security header, one log line per request.
 
     The log line has the client address, method, path, status, bytes received and
     sent, time taken and the face count; never the body or the client's file name.
+
+    An answer sent before the request's body was read to its end (413 from the
+    ``Content-Length`` header, 406, 404, ...) is sent whole, then the rest of the body
+    is read and thrown away -- at most :attr:`ServerConfig.drain_bytes` bytes, within
+    :attr:`ServerConfig.body_timeout_s` of the request's start -- before the answer is
+    ended. A client that writes its whole body before reading (Python's urllib,
+    requests) then reads the answer; closing with unread bytes would have reset the
+    connection under it. A client that sent ``Expect: 100-continue`` has sent no body,
+    and gets its answer at once.
     """
 
     def __init__(self, app, config: ServerConfig):
@@ -42,6 +56,28 @@ class Gateway:
         if headers.get("content-type", "").lower().startswith("multipart/"):
             limit += MULTIPART_SLACK
         info = {"status": 0, "in": 0, "out": 0}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.body_timeout_s
+        body = {"done": not _has_body(headers)}  # the request body was read to its end (or the client left)
+        drain = headers.get("expect", "").strip().lower() != "100-continue"
+
+        async def drain_body():
+            """Read and discard what is left of the body, within the byte and time bounds."""
+            length = headers.get("content-length", "").strip()
+            if length.isdigit() and int(length) > self.config.drain_bytes:
+                return  # more than would ever be read: closing at once is all that is left
+            while not body["done"] and info["in"] <= self.config.drain_bytes:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    message = await asyncio.wait_for(receive(), remaining)
+                except asyncio.TimeoutError:
+                    return
+                if message["type"] != "http.request":
+                    return
+                info["in"] += len(message.get("body", b""))
+                body["done"] = not message.get("more_body", False)
 
         async def send_logged(message):
             if message["type"] == "http.response.start":
@@ -53,14 +89,23 @@ class Gateway:
                 ]
             elif message["type"] == "http.response.body":
                 info["out"] += len(message.get("body", b""))
+                if not message.get("more_body", False) and not body["done"] and drain:
+                    if message.get("body"):
+                        await send({"type": "http.response.body", "body": message["body"], "more_body": True})
+                    await drain_body()
+                    message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         async def receive_limited():
             message = await receive()
             if message["type"] == "http.request":
                 info["in"] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body["done"] = True
                 if info["in"] > limit:
                     raise BodyTooLarge
+            else:
+                body["done"] = True
             return message
 
         try:

@@ -212,6 +212,10 @@ class ServerConfig:
     max_queue: int = 128
     queue_timeout_s: float = 60.0
     cors_origins: tuple[str, ...] = ()
+    #: seconds a request's body may take to arrive once its headers have (408 past it); an answer sent before
+    #: the body was read (413, 401, ...) reads and discards the rest within the same time, so that a client that
+    #: writes its whole body before reading still gets the answer
+    body_timeout_s: float = 60.0
 
     def __post_init__(self):
         if self.max_upload_bytes < 1:
@@ -220,7 +224,7 @@ class ServerConfig:
             raise ValueError("max_pixels must be at least 1")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
-        if self.timeout_s <= 0 or self.queue_timeout_s <= 0:
+        if self.timeout_s <= 0 or self.queue_timeout_s <= 0 or self.body_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
         if self.max_queue < 0:
             raise ValueError("max_queue must not be negative")
@@ -260,8 +264,13 @@ class ServerConfig:
                 kwargs[f.name] = raw.strip().lower() not in ("0", "false", "no", "off", "")
             elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue"):
                 kwargs[f.name] = int(raw)
-            elif f.name in ("timeout_s", "queue_timeout_s", "min_face"):
+            elif f.name in ("timeout_s", "queue_timeout_s", "min_face", "body_timeout_s"):
                 kwargs[f.name] = float(raw)
             else:
                 kwargs[f.name] = raw
         return cls(**kwargs)
+
+    @property
+    def drain_bytes(self) -> int:
+        """The most request bytes read and discarded after an early answer: twice the upload limit, 1 MiB at least."""
+        return 2 * self.max_upload_bytes + (1 << 20)
