@@ -542,7 +542,17 @@ def test_serve_without_fastapi_prints_the_extra_to_install(monkeypatch, capsys):
 def test_serve_help_lists_the_options(capsys):
     assert cli.main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--workers", "--max-upload-mb", "--timeout", "--cors-origin"):
+    for option in (
+        "--host",
+        "--port",
+        "--workers",
+        "--max-upload-mb",
+        "--timeout",
+        "--cors-origin",
+        "--header-timeout",
+        "--body-timeout",
+        "--max-connections",
+    ):
         assert option in out
 
 
@@ -581,7 +591,7 @@ def start_server(port: int, *extra: str, log: Path) -> subprocess.Popen:
 def test_serve_command_over_loopback(tmp_path, one_face, workers):
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = start_server(port, "--workers", str(workers), "--max-upload-mb", "1", log=log)
+    proc = start_server(port, "--workers", str(workers), "--max-upload-mb", "1", "--header-timeout", "1", log=log)
     try:
         base = f"http://127.0.0.1:{port}"
         r = httpx.post(f"{base}/v1/landmarks", files={"file": ("p.jpg", one_face, "image/jpeg")}, timeout=60)
@@ -589,6 +599,12 @@ def test_serve_command_over_loopback(tmp_path, one_face, workers):
         r = httpx.post(f"{base}/v1/landmarks", content=b"\0" * (1024 * 1024 + 1), timeout=60)
         assert_error(r, 413, "payload_too_large")
         assert "Server" not in r.headers  # no server banner
+        with socket.create_connection(("127.0.0.1", port)) as slow:  # headers that never end: 408 at the limit
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            slow.settimeout(10)
+            t0 = time.monotonic()
+            assert slow.recv(100).startswith(b"HTTP/1.1 408 ")
+            assert 0.5 < time.monotonic() - t0 < 5
     finally:
         proc.terminate()
         proc.wait(30)

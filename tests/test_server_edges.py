@@ -27,6 +27,7 @@ from test_server import _encode, free_port  # noqa: E402
 
 from facekeypoints.server.app import Engine, create_app  # noqa: E402
 from facekeypoints.server.limits import ServerConfig  # noqa: E402
+from facekeypoints.server.protocol import uvicorn_options  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,11 @@ def live_server(engine: Engine, **config):
     import uvicorn
 
     cfg = ServerConfig(threads=2, **config)
-    eng = Engine(cfg, model=engine.model)
+    eng = live_server.last_engine = Engine(cfg, model=engine.model)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(cfg, engine=eng), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(cfg, engine=eng)
+    options = uvicorn_options(cfg)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -159,3 +160,150 @@ def test_the_drain_is_bounded_in_time_and_size(engine):
             t0 = time.monotonic()
             assert read_answer(sock)[0] == 413
             assert sock.recv(10) == b"" and time.monotonic() - t0 < 0.4
+
+
+# --- 13: slow clients hold a connection only so long, and never lock ordinary requests out ---------------
+
+
+class Tricklers:
+    """``count`` connections that send their request a byte at a time, each reopened ``reopen_s`` after the
+    server closed it.
+
+    Half trickle their headers, half send whole headers (``Content-Length: 100000``)
+    and trickle the body. Records how long each connection was kept open and the
+    status line of any answer it got.
+    """
+
+    def __init__(self, port: int, count: int, every_s: float = 0.05, reopen_s: float = 0.25):
+        self.port, self.count, self.every_s, self.reopen_s = port, count, every_s, reopen_s
+        self.lifetimes: list[tuple[str, float]] = []  # (kind, seconds) of each connection the server closed
+        self.answers: list[bytes] = []
+        self.opened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def _open(self, kind: str) -> dict:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock.setblocking(False)
+        self.opened += 1
+        if kind == "head":
+            todo = (
+                b"POST /v1/landmarks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n" + b"X-Pad: a\r\n" * 999
+            )
+        else:
+            sock.sendall(request_head("POST", "/v1/landmarks", Content_Length="100000"))
+            todo = b"\0" * 100000
+        return {"sock": sock, "kind": kind, "todo": todo, "t0": time.monotonic(), "got": b""}
+
+    def _run(self):
+        import select
+
+        conns = [self._open("head" if i % 2 else "body") for i in range(self.count)]
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for i, c in enumerate(conns):
+                if c["sock"] is None and now >= c["reopen"]:
+                    conns[i] = self._open(c["kind"])
+            live = [c for c in conns if c["sock"] is not None]
+            readable, _, _ = select.select([c["sock"] for c in live], [], [], self.every_s)
+            for c in live:
+                closed = False
+                if c["sock"] in readable:
+                    try:
+                        data = c["sock"].recv(65536)
+                    except OSError:
+                        data = b""
+                    c["got"] += data
+                    closed = not data
+                if not closed:
+                    try:
+                        c["sock"].send(c["todo"][:1])
+                        c["todo"] = c["todo"][1:]
+                    except OSError:
+                        closed = True
+                if closed:
+                    self.lifetimes.append((c["kind"], time.monotonic() - c["t0"]))
+                    if c["got"]:
+                        self.answers.append(c["got"].split(b"\r\n", 1)[0])
+                    c["sock"].close()
+                    c["sock"], c["reopen"] = None, time.monotonic() + self.reopen_s
+        for c in conns:
+            if c["sock"] is not None:
+                c["sock"].close()
+
+
+def test_trickling_clients_do_not_stop_ordinary_requests(engine, small_picture):
+    """100 connections trickling their headers or body, reopened as they are closed."""
+    with live_server(engine, header_timeout_s=0.5, body_timeout_s=1.0, max_connections=120) as port:
+        base = f"http://127.0.0.1:{port}"
+        with Tricklers(port, 100) as tricklers:
+            time.sleep(0.5)
+            answered, slowest, t_start = 0, 0.0, time.monotonic()
+            while answered < 8 or time.monotonic() - t_start < 2.5:  # past both time limits, several times
+                t0 = time.monotonic()
+                with httpx.Client(base_url=base, timeout=10) as client:  # a fresh connection each time
+                    r = client.post("/v1/landmarks", content=small_picture)
+                    assert r.status_code == 200, r.text
+                    health = client.get("/healthz")
+                    assert health.status_code == 200
+                slowest = max(slowest, time.monotonic() - t0)
+                answered += 1
+                assert health.json()["connections"]["open"] <= 120
+        counters = httpx.get(base + "/healthz").json()["connections"]
+    assert slowest < 5.0, slowest  # about 0.05 s on a quiet machine, with or without the tricklers
+    # Slow clients were closed at their time limits (or earlier, to make room): none held on.
+    longest = {kind: max((t for k, t in tricklers.lifetimes if k == kind), default=None) for kind in ("head", "body")}
+    assert None not in longest.values(), f"some slow clients were never closed: {longest}"
+    assert longest["head"] < 0.5 + 1.0 and longest["body"] < 1.0 + 1.0, longest
+    assert counters["header_timeouts"] > 0 and counters["body_timeouts"] > 0, counters
+    assert b"HTTP/1.1 408 Request Timeout" in tricklers.answers, set(tricklers.answers)
+
+
+def test_the_connection_cap_pushes_out_the_slowest_and_refuses_only_when_all_are_answered(engine, small_picture):
+    with live_server(engine, max_connections=2) as port:
+        url = f"http://127.0.0.1:{port}/v1/landmarks"
+        # A: served, then kept alive; B: opened later, still sending its headers.
+        a = socket.create_connection(("127.0.0.1", port))
+        a.sendall(request_head("POST", "/v1/landmarks", Content_Length=str(len(small_picture))) + small_picture)
+        assert read_answer(a)[0] == 200
+        b = socket.create_connection(("127.0.0.1", port))
+        b.sendall(b"POST /v1/landmarks HTTP/1.1\r\n")
+        time.sleep(0.2)
+        # A third connection pushes out B (sending a request), not A (served, idle), though A is older.
+        assert httpx.post(url, content=small_picture, timeout=30).status_code == 200
+        b.settimeout(5)
+        assert b.recv(10) == b""
+        a.sendall(request_head("POST", "/v1/landmarks", Content_Length=str(len(small_picture))) + small_picture)
+        assert read_answer(a)[0] == 200  # A still serves
+        a.close()
+        b.close()
+
+    # Every open connection is being answered: a new one is answered 503 at once, and is not left hanging.
+    gate = threading.Event()
+    with live_server(engine, max_connections=2, max_queue=4) as port:
+        app_engine = live_server.last_engine
+        real_decode = app_engine.decode
+        app_engine.decode = lambda data, header: (gate.wait(20), real_decode(data, header))[1]
+        busy = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        for sock in busy:
+            sock.sendall(request_head("POST", "/v1/landmarks", Content_Length=str(len(small_picture))) + small_picture)
+        deadline = time.monotonic() + 10
+        while app_engine.running + app_engine.waiting < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port)) as third:
+            status, _, body = read_answer(third, timeout=5)
+        assert status == 503 and json.loads(body)["error"] == "busy", body
+        gate.set()
+        for sock in busy:
+            assert read_answer(sock)[0] == 200
+            sock.close()
+        counters = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["connections"]
+        assert counters["refused"] == 1

@@ -54,6 +54,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests that may wait for a free thread; more get 503 (default: %(default)s)",
     )
     parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=d.header_timeout_s,
+        help="seconds a request's line and headers may take to arrive; 408 and closed past it (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=d.body_timeout_s,
+        help="seconds a request's body may take to arrive after its headers; 408 past it (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        help="open connections per process; past it a new one pushes out the one that has waited longest on its "
+        "client, or gets 503 when all are being answered (default: %(default)s)",
+    )
+    parser.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -105,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     _check_installed()
     import uvicorn
 
+    from ..server.protocol import uvicorn_options
+
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
     check_min_face(args.min_face)
@@ -124,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             max_queue=args.max_queue,
             cors_origins=tuple(args.cors_origin),
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+            max_connections=args.max_connections,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -149,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
             log_config=log_config(args.log_level),
             access_log=False,
             server_header=False,
+            **uvicorn_options(config),
         )
     except OSError as exc:
         raise FaceKeypointsError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None

@@ -11,7 +11,8 @@ Routes (all JSON errors are ``{"error": CODE, "detail": MESSAGE}``):
 :func:`create_app` assembles the parts, each in its own module:
 :mod:`.engine` (the pipeline in a bounded thread pool, under time limits),
 :mod:`.routes` (the API), :mod:`.pages` (the page's three files),
-:mod:`.gateway` (request ids, upload limit, log line), :mod:`.errors` (every
+:mod:`.gateway` (request ids, upload limit, body time limit, log line),
+:mod:`.connections` and :mod:`.protocol` (header time limit, connection cap), :mod:`.errors` (every
 error as one JSON shape), :mod:`.negotiation` (the upload, ``draw=``,
 ``Accept``), :mod:`.filtering` (the filters glue), :mod:`.schemas` (the
 OpenAPI description) and :mod:`.limits` (what is accepted, checked from the
@@ -25,6 +26,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .. import __version__
+from .connections import GUARD_KEY, ConnectionGuard
 from .engine import Engine
 from .errors import add_error_handlers
 from .filtering import filter_names
@@ -43,10 +45,11 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None)
     config = config or (engine.config if engine is not None else ServerConfig.from_env())
     owns_engine = engine is None
     engine = engine or Engine(config)
+    guard = ConnectionGuard(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
+        yield {GUARD_KEY: guard}  # to the server's connections (see .protocol)
         if owns_engine:
             engine.close()
 
@@ -73,8 +76,8 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None)
             allow_headers=["Content-Type", "Accept", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Faces", "X-Time-Ms"],
         )
-    app.add_middleware(Gateway, config=config)
+    app.add_middleware(Gateway, config=config, guard=guard)
     add_error_handlers(app, config)
-    app.include_router(api_router(engine, config))
+    app.include_router(api_router(engine, config, guard))
     add_page_routes(app)
     return app

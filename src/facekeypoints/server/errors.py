@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .limits import ImageRejected, ServerConfig
 
@@ -18,6 +19,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
@@ -35,6 +37,10 @@ class ApiError(Exception):
 
 class BodyTooLarge(Exception):
     """Raised from ``receive`` when a streamed body passes the upload limit."""
+
+
+class BodyTimeout(Exception):
+    """Raised from ``receive`` when a body has not all arrived within ``body_timeout_s``."""
 
 
 def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -60,6 +66,15 @@ def add_error_handlers(app: FastAPI, config: ServerConfig) -> None:
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge):
         return upload_too_large(config, headers={"Connection": "close"})
+
+    @app.exception_handler(BodyTimeout)
+    async def _body_timeout(request: Request, exc: BodyTimeout):
+        detail = f"the request's body did not arrive within {config.body_timeout_s:g} s"
+        return error_response(408, "request_timeout", detail, headers={"Connection": "close"})
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, exc: ClientDisconnect):  # the answer goes nowhere; no traceback
+        return error_response(400, "client_disconnected", "the client closed the connection before its body ended")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):

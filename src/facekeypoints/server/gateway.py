@@ -8,7 +8,8 @@ import re
 import time
 import uuid
 
-from .errors import BodyTooLarge, error_response, upload_too_large
+from .connections import ConnectionGuard
+from .errors import BodyTimeout, BodyTooLarge, error_response, upload_too_large
 from .limits import ServerConfig
 
 log = logging.getLogger("facekeypoints.server")
@@ -29,6 +30,9 @@ class Gateway:
     The log line has the client address, method, path, status, bytes received and
     sent, time taken and the face count; never the body or the client's file name.
 
+    The body must arrive within :attr:`ServerConfig.body_timeout_s` of the request's
+    start (its headers); past it the request is answered 408 and the connection closed.
+
     An answer sent before the request's body was read to its end (413 from the
     ``Content-Length`` header, 406, 404, ...) is sent whole, then the rest of the body
     is read and thrown away -- at most :attr:`ServerConfig.drain_bytes` bytes, within
@@ -39,9 +43,10 @@ class Gateway:
     and gets its answer at once.
     """
 
-    def __init__(self, app, config: ServerConfig):
+    def __init__(self, app, config: ServerConfig, guard: ConnectionGuard | None = None):
         self.app = app
         self.config = config
+        self.guard = guard
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -97,7 +102,17 @@ class Gateway:
             await send(message)
 
         async def receive_limited():
-            message = await receive()
+            if body["done"]:  # only a disconnect is left to hear of
+                return await receive()
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(receive(), remaining)
+            except asyncio.TimeoutError:
+                if self.guard is not None:
+                    self.guard.body_timeouts += 1
+                raise BodyTimeout from None
             if message["type"] == "http.request":
                 info["in"] += len(message.get("body", b""))
                 if not message.get("more_body", False):

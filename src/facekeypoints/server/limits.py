@@ -216,6 +216,11 @@ class ServerConfig:
     #: the body was read (413, 401, ...) reads and discards the rest within the same time, so that a client that
     #: writes its whole body before reading still gets the answer
     body_timeout_s: float = 60.0
+    #: seconds a request's line and headers may take to arrive (408 and closed past it; ``serve`` only)
+    header_timeout_s: float = 10.0
+    #: open connections at most; past it a new one pushes out the one that has waited longest on its client
+    #: (``serve`` only; see :mod:`facekeypoints.server.connections`)
+    max_connections: int = 256
 
     def __post_init__(self):
         if self.max_upload_bytes < 1:
@@ -224,8 +229,10 @@ class ServerConfig:
             raise ValueError("max_pixels must be at least 1")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
-        if self.timeout_s <= 0 or self.queue_timeout_s <= 0 or self.body_timeout_s <= 0:
+        if min(self.timeout_s, self.queue_timeout_s, self.body_timeout_s, self.header_timeout_s) <= 0:
             raise ValueError("timeouts must be positive")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if self.max_queue < 0:
             raise ValueError("max_queue must not be negative")
         if self.min_face is not None and not self.min_face > 0:
@@ -262,9 +269,9 @@ class ServerConfig:
                 kwargs[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
             elif f.name in ("refine", "flip"):
                 kwargs[f.name] = raw.strip().lower() not in ("0", "false", "no", "off", "")
-            elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue"):
+            elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue", "max_connections"):
                 kwargs[f.name] = int(raw)
-            elif f.name in ("timeout_s", "queue_timeout_s", "min_face", "body_timeout_s"):
+            elif f.name in ("timeout_s", "queue_timeout_s", "min_face", "body_timeout_s", "header_timeout_s"):
                 kwargs[f.name] = float(raw)
             else:
                 kwargs[f.name] = raw

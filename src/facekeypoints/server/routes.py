@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from .. import __version__
 from ..landmarks import EDGES, NUM_LANDMARKS
 from . import filtering
+from .connections import ConnectionGuard
 from .engine import Engine, Result
 from .errors import ApiError
 from .limits import FORMATS, ImageRejected, ServerConfig
@@ -20,8 +21,8 @@ from .schemas import IMAGE_BODY, SCHEMA, LandmarksOut, error_responses
 log = logging.getLogger("facekeypoints.server")
 
 
-def api_router(engine: Engine, config: ServerConfig) -> APIRouter:
-    """The API's routes, answering with ``engine`` under ``config``'s limits."""
+def api_router(engine: Engine, config: ServerConfig, guard: ConnectionGuard) -> APIRouter:
+    """The API's routes, answering with ``engine`` under ``config``'s limits; ``guard``'s counters in /healthz."""
     router = APIRouter()
     started = time.time()
 
@@ -138,6 +139,7 @@ def api_router(engine: Engine, config: ServerConfig) -> APIRouter:
             "waiting": engine.waiting,
             "timeouts": engine.timeouts,
             "busy": engine.busy,
+            "connections": guard.counters(),
         }
 
     return router
