@@ -264,3 +264,86 @@ def test_yunet_counts_faces_in_sample_photos(shared_data, yunet, photo, count, s
     check_output(boxes, scores)
     assert len(boxes) == count, f"{photo} x{scale}: {len(boxes)} faces, scores {scores}"
     assert box_iou(boxes, boxes)[~np.eye(len(boxes), dtype=bool)].max(initial=0) < 0.1, "no duplicate boxes"
+
+
+# --- one meaning of min_face, scores in [0, 1], false detections, max_faces, providers (issue 16) ---
+
+
+def _grace():
+    from matplotlib import cbook
+
+    from facekeypoints.image_io import load_image
+
+    return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_min_face_is_a_hard_minimum_for_every_detector(name):
+    """Faces narrower than ``min_face`` (keypoint box, pixels) are not reported, by any detector;
+    ``--min-face 1000`` used to still find faces with yunet."""
+    import facekeypoints as fk
+
+    rgb = _grace()
+    det = create_detector(name)
+    boxes, scores = det.detect(rgb)
+    assert len(boxes) == 1 and 0.0 <= scores[0] <= 1.0  # every detector's score is in [0, 1]
+    width = float(np.diff(det.to_keypoint_box(boxes)[0, ::2])[0])
+    assert len(create_detector(name, min_face=width * 0.9).detect(rgb)[0]) == 1
+    # (Haar's box of one face grows with the scale it is found at: a margin, not 1.1)
+    assert len(create_detector(name, min_face=width * 1.5).detect(rgb)[0]) == 0
+    assert len(create_detector(name, min_face=1000).detect(rgb)[0]) == 0
+    assert len(fk.FaceKeypointDetector(detector=name, min_face=width * 1.5)(rgb)) == 0
+    assert len(fk.FaceKeypointDetector(detector=det, min_face=width * 1.5)(rgb)) == 0  # a detector object too
+    assert len(fk.FaceKeypointDetector(detector=name, min_face=width * 0.9)(rgb)) == 1
+
+
+def test_haar_scores_are_squashed_cascade_weights():
+    from facekeypoints.detectors.haar import HAAR_WEIGHT_AT_HALF, haar_score
+
+    s = haar_score(np.array([-50.0, HAAR_WEIGHT_AT_HALF, 8.0, 50.0]))
+    assert s[0] < 1e-6 and s[1] == pytest.approx(0.5) and 0.97 < s[2] < 0.99 and s[3] == pytest.approx(1.0)
+    assert np.all(np.diff(haar_score(np.linspace(-5, 15, 50))) > 0)
+
+
+def test_haar_false_faces_on_the_beatles_are_dropped(shared_data):
+    """Haar took a drum and a jacket for faces (cascade scores 0.36 and 0.24, landmark fits of quality
+    0.001 and 0.0): a weak detection whose landmarks find no face is not reported."""
+    import facekeypoints as fk
+
+    photo = shared_data / "samples" / "the_beatles.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} not present")
+    faces = fk.FaceKeypointDetector(detector="haar")(photo)
+    assert len(faces) == 3 and all(f.quality > 0.5 for f in faces)
+    everything = fk.FaceKeypointDetector(detector="haar", reject_quality=None)(photo)
+    assert len(everything) == 5
+    assert sorted(f.score for f in everything)[:2] < [0.5, 0.5]
+
+
+def test_max_faces_keeps_the_largest():
+    import cv2
+
+    import facekeypoints as fk
+
+    rgb = _grace()
+    small = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2))
+    canvas = np.zeros((rgb.shape[0], rgb.shape[1] + small.shape[1], 3), np.uint8)
+    canvas[:, : rgb.shape[1]] = rgb
+    canvas[: small.shape[0], rgb.shape[1] :] = small
+    both = fk.FaceKeypointDetector()(canvas)
+    assert len(both) == 2
+    one = fk.FaceKeypointDetector(max_faces=1)(canvas)
+    assert len(one) == 1 and one[0].box[0] < rgb.shape[1]  # the big face, on the left
+    with pytest.raises(FaceKeypointsError, match="max_faces"):
+        fk.FaceKeypointDetector(max_faces=0)
+
+
+def test_providers_pass_through_to_onnx_runtime():
+    import facekeypoints as fk
+    from facekeypoints.errors import ModelError
+
+    det = fk.FaceKeypointDetector(providers=["CPUExecutionProvider"])
+    assert det.model.session.get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(ModelError, match="NoSuchExecutionProvider") as info:
+        fk.FaceKeypointDetector(providers=["NoSuchExecutionProvider"])
+    assert "\n" not in str(info.value)

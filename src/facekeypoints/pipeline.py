@@ -99,6 +99,15 @@ class FaceKeypointDetector:
     and keep the best-scoring (needs a model with landmark scores).
     ``max_megapixels``: the largest photo (path or encoded bytes) decoded, refused from its header
     before decoding (None: no limit); arrays you pass are never refused for their size.
+    ``min_face``: faces narrower than this many pixels (the tight box of their 68 points, about
+    ear to ear at eye level) are not reported, whatever the detector (None: its default search).
+    ``max_faces``: report at most this many faces, the largest (by box area) first (None: all,
+    by decreasing detector score).
+    ``providers``: ONNX Runtime execution providers for the landmark model, e.g.
+    ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` where installed (default: the CPU).
+    ``reject_quality``: a detection the face detector scored under
+    :data:`quality.CONFIRM_SCORE` is dropped when its landmark fit's quality is under this
+    (default :data:`quality.REJECT_QUALITY`; None keeps every detection).
     """
 
     def __init__(
@@ -111,8 +120,22 @@ class FaceKeypointDetector:
         convention: str = "ibug",
         rescue: bool = True,
         max_megapixels: float | None = MAX_PIXELS / 1e6,
+        min_face: float | None = None,
+        max_faces: int | None = None,
+        providers: list[str] | None = None,
+        reject_quality: float | None = _quality.REJECT_QUALITY,
     ):
-        self.model = model if isinstance(model, KeypointModel) else KeypointModel(model, threads=threads)
+        if min_face is not None and not float(min_face) > 0:
+            raise InputError(f"min_face must be a positive number of pixels, got {min_face}")
+        if max_faces is not None and not (isinstance(max_faces, int) and max_faces >= 1):
+            raise InputError(f"max_faces must be a whole number >= 1, got {max_faces}")
+        if isinstance(model, KeypointModel):
+            self.model = model
+        else:
+            self.model = KeypointModel(model, threads=threads, providers=providers)
+        self.min_face = None if min_face is None else float(min_face)
+        self.max_faces = max_faces
+        self.reject_quality = reject_quality
         self._detector_spec = detector
         self._detector: FaceDetector | None = detector if not isinstance(detector, str) else None
         self.refine = refine
@@ -127,7 +150,8 @@ class FaceKeypointDetector:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = create_detector(self._detector_spec)
+            kwargs = {} if self.min_face is None else {"min_face": self.min_face}  # searches down to it
+            self._detector = create_detector(self._detector_spec, **kwargs)
         return self._detector
 
     def model_info(self) -> dict:
@@ -148,6 +172,7 @@ class FaceKeypointDetector:
         """Detect every face in ``image`` (path, bytes or RGB uint8 array) and place its landmarks."""
         rgb = load_image(image, self.max_pixels)
         boxes, scores = self.detector.detect(rgb)
+        boxes, scores = self.detector.drop_small(boxes, scores, self.min_face)  # a detector given as an object
         if len(boxes) == 0:
             return []
         kps, lm_scores = self.landmarks(rgb, boxes)
@@ -156,9 +181,15 @@ class FaceKeypointDetector:
         for i, (b, s, k) in enumerate(zip(boxes, scores, kps)):
             ls = None if lm_scores is None else lm_scores[i]
             q = None if ls is None else self.calibration.quality(ls)
+            if q is not None and self.reject_quality is not None:
+                if s < _quality.CONFIRM_SCORE and q < self.reject_quality:
+                    continue  # an unsure detection whose landmarks find no face either
             faces.append(
                 Face(np.asarray(b, np.float32), float(s), k, pose=head_pose(k, size), landmark_scores=ls, quality=q)
             )
+        if self.max_faces is not None:
+            area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
+            faces = [faces[i] for i in np.argsort(area, kind="stable")[::-1][: self.max_faces]]
         return faces
 
     def _predict(

@@ -48,7 +48,13 @@ class KeypointModel:
     centre of the crop's top-left pixel). Safe to call from several threads at once.
     """
 
-    def __init__(self, path: str | Path | None = None, threads: int | None = None, verify: bool = True):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        threads: int | None = None,
+        verify: bool = True,
+        providers: list[str] | None = None,
+    ):
         import onnxruntime as ort
 
         self.path = Path(path) if path is not None else DEFAULT_MODEL
@@ -70,8 +76,14 @@ class KeypointModel:
         # thread doing the work, from the caller's other threads or from the neighbours
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
+        providers = list(providers) if providers else ["CPUExecutionProvider"]
+        missing = [p for p in providers if p not in ort.get_available_providers()]
+        if missing:
+            raise ModelError(
+                f"ONNX Runtime here has no {', '.join(missing)}; available: {', '.join(ort.get_available_providers())}"
+            )
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"{self.path}: not a loadable ONNX model ({str(exc).splitlines()[0][:120]})") from None
         self.input_name = self.session.get_inputs()[0].name

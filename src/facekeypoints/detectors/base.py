@@ -2,7 +2,10 @@
 
 A detector takes an RGB uint8 image and returns ``(boxes, scores)``: boxes are
 (N, 4) float32 ``x0, y0, x1, y1`` in image pixels (origin at the centre of the
-top-left pixel), scores (N,) float32, both sorted by decreasing score. Every
+top-left pixel), scores (N,) float32 in [0, 1] (how face-like the detector found the
+region; 0.5 is where its own false detections start to be rare), both sorted by decreasing
+score. A detector built with ``min_face`` (pixels) never reports a face whose keypoint box
+(below) is narrower than that, whatever its own way of searching (:meth:`FaceDetector.drop_small`). Every
 detector draws its boxes its own way (Haar's box covers the forehead, a learned
 detector's may not), so each also maps its boxes to the "gt" keypoint box, the
 tight box around the 68 landmarks (:func:`facekeypoints.geometry.keypoint_box`),
@@ -32,12 +35,23 @@ class FaceDetector(ABC):
         """Find faces in an RGB uint8 (H, W, 3) image.
 
         Returns (N, 4) float32 boxes ``x0, y0, x1, y1`` in pixels and (N,)
-        float32 scores (higher is more confident), sorted by decreasing score.
+        float32 scores in [0, 1] (higher is more confident), sorted by decreasing score.
         """
 
     def to_keypoint_box(self, boxes: np.ndarray) -> np.ndarray:
         """Map (N, 4) boxes of this detector to (N, 4) "gt" keypoint boxes."""
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+
+    def drop_small(
+        self, boxes: np.ndarray, scores: np.ndarray, min_face: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keep the detections whose keypoint box is at least ``min_face`` pixels wide (None: all):
+        the one meaning of ``min_face`` for every detector."""
+        if min_face is None or len(boxes) == 0:
+            return boxes, scores
+        kb = self.to_keypoint_box(boxes)
+        keep = (kb[:, 2] - kb[:, 0]) >= float(min_face)
+        return boxes[keep], scores[keep]
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.detect(rgb)

@@ -50,6 +50,10 @@ def _load_backend():
     return fn
 
 
+#: Without ``min_face``, the image is searched as if for faces from this wide (keypoint box,
+#: pixels); smaller ones are still reported when found.
+SEARCH_FACE = 48.0
+
 #: Width (pixels, keypoint box) from which the network finds faces reliably: on 347 Udacity
 #: TRAINING faces shrunk to a given width it found 91% at 16 px, 98.8% at 20 px, all at 24 px.
 RELIABLE_FACE = 24.0
@@ -61,9 +65,11 @@ class YuNetDetector(FaceDetector):
 
     The network's cost grows with the pixels it sees, so it looks at a resized copy:
 
-    - shrunk as far as ``min_face`` allows: faces at least ``min_face`` pixels wide (the
-      width of the tight box around the 68 landmarks, about the distance between the
-      ears at eye level) are still :data:`RELIABLE_FACE` pixels wide in the copy;
+    - shrunk as far as ``min_face`` (default :data:`SEARCH_FACE`, 48) allows: faces at least
+      that many pixels wide (the width of the tight box around the 68 landmarks, about the
+      distance between the ears at eye level) are still :data:`RELIABLE_FACE` pixels wide in
+      the copy; with ``min_face`` given, narrower faces are also not reported (the one
+      meaning of ``min_face`` for every detector);
     - but with its longer side kept at ``min_side`` pixels or more (small pictures are
       enlarged: faces that fill a tiny picture are found much more reliably so);
     - and at most ``max_side`` pixels (None: no limit), which bounds the time spent on
@@ -76,17 +82,26 @@ class YuNetDetector(FaceDetector):
     """
 
     def __init__(
-        self, min_score: float = 0.5, min_face: float = 48.0, min_side: int = 320, max_side: int | None = 1920
+        self,
+        min_score: float = 0.5,
+        min_face: float | None = None,
+        min_side: int = 320,
+        max_side: int | None = 1920,
     ):
         if not 0.0 <= float(min_score) <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], got {min_score}")
-        if float(min_face) <= 0 or int(min_side) < 16 or (max_side is not None and int(max_side) < int(min_side)):
+        if (
+            (min_face is not None and float(min_face) <= 0)
+            or int(min_side) < 16
+            or (max_side is not None and int(max_side) < int(min_side))
+        ):
             raise ValueError(
                 f"need min_face > 0 and 16 <= min_side <= max_side, got {min_face}, {min_side}, {max_side}"
             )
         self._detect = _load_backend()
         self.min_score = float(min_score)
-        self.min_face = float(min_face)
+        #: faces narrower than this (keypoint box, pixels) are not reported (None: no such limit)
+        self.min_face = None if min_face is None else float(min_face)
         self.min_side = int(min_side)
         self.max_side = None if max_side is None else int(max_side)
         self.calibration = YUNET_CALIBRATION
@@ -94,7 +109,7 @@ class YuNetDetector(FaceDetector):
     def work_scale(self, height: int, width: int) -> float:
         """The factor by which an image of this size is resized before detection."""
         longer = max(height, width)
-        scale = min(1.0, RELIABLE_FACE / self.min_face)
+        scale = min(1.0, RELIABLE_FACE / (self.min_face or SEARCH_FACE))
         scale = max(scale, self.min_side / longer)
         if self.max_side is not None:
             scale = min(scale, self.max_side / longer)
@@ -125,7 +140,7 @@ class YuNetDetector(FaceDetector):
         sx, sy = w / img.shape[1], h / img.shape[0]
         boxes = np.stack([r[:, 0] * sx, r[:, 1] * sy, (r[:, 0] + r[:, 2]) * sx, (r[:, 1] + r[:, 3]) * sy], axis=1) - 0.5
         keep = (scores >= self.min_score) & (r[:, 2] > 0) & (r[:, 3] > 0)
-        boxes, scores = boxes[keep].astype(np.float32), scores[keep]
+        boxes, scores = self.drop_small(boxes[keep].astype(np.float32), scores[keep], self.min_face)
         order = np.argsort(-scores, kind="stable")
         return boxes[order], scores[order]
 
