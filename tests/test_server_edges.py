@@ -8,11 +8,14 @@ thread of the test process on a free port, with the bundled model loaded once.
 from __future__ import annotations
 
 import contextlib
+import html.parser
 import json
+import re
 import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -307,3 +310,69 @@ def test_the_connection_cap_pushes_out_the_slowest_and_refuses_only_when_all_are
             sock.close()
         counters = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["connections"]
         assert counters["refused"] == 1
+
+
+# --- 14: no page of ours refers to another host ---------------------------------------------------------
+
+
+class _References(html.parser.HTMLParser):
+    """Every URL an HTML page refers to: src, href, action, srcset, poster, data attributes and inline url()."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in ("src", "href", "action", "formaction", "poster", "data", "manifest", "content"):
+                self.urls.append(value.strip())
+            elif name == "srcset":
+                self.urls += [part.strip().split()[0] for part in value.split(",") if part.strip()]
+            elif name == "style":
+                self.urls += re.findall(r"url\(\s*['\"]?([^'\")]+)", value)
+
+    def handle_data(self, data):  # inline scripts and styles
+        self.urls += re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+[^\s'\"<>)]*", data)
+
+
+def _other_hosts(urls: list[str], host: str) -> list[str]:
+    out = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme in ("http", "https", "ws", "wss", "ftp", "") and parts.netloc and parts.netloc != host:
+            out.append(url)
+    return out
+
+
+def test_no_page_refers_to_another_host(engine):
+    """Every GET route that answers HTML, and the files it loads, refer only to this server."""
+    from test_server import make_client
+
+    with make_client(engine) as client:
+        host = "testserver"
+        paths = [r.path for r in client.app.routes if "GET" in getattr(r, "methods", ()) and "{" not in r.path]
+        assert "/" in paths
+        pages = {}
+        for path in paths:
+            r = client.get(path)
+            if r.headers.get("content-type", "").startswith("text/html"):
+                pages[path] = r.text
+        assert set(pages) == {"/"}, sorted(
+            pages
+        )  # no /docs, /redoc or oauth2 redirect page: their scripts are on a CDN
+        for path, text in pages.items():
+            refs = _References()
+            refs.feed(text)
+            assert refs.urls, f"{path}: no references found; the check would be empty"
+            assert _other_hosts(refs.urls, host) == [], path
+            for url in refs.urls:  # what the page loads from us is checked the same way
+                parts = urllib.parse.urlsplit(url)
+                if parts.scheme in ("", "http", "https") and not parts.netloc and parts.path.startswith("/static/"):
+                    loaded = client.get(parts.path).text
+                    found = re.findall(r"(?:https?:|wss?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}[^\s'\"`)]*", loaded)
+                    assert found == [], f"{parts.path} refers to {found}"
+        for gone in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            assert client.get(gone).status_code == 404
+        assert client.get("/openapi.json").json()["paths"]

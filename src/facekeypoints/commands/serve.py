@@ -162,7 +162,10 @@ def run(args: argparse.Namespace) -> int:
 
         Engine(config).close()  # check the model and detector once before forking workers
         app = "facekeypoints.server.app:create_app"
-    print(f"facekeypoints: starting on http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops", flush=True)
+    print(
+        f"facekeypoints: starting on http://{args.host}:{args.port}/ (API description at /openapi.json); Ctrl-C stops",
+        flush=True,
+    )
     try:
         uvicorn.run(
             app,

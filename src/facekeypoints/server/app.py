@@ -6,7 +6,8 @@ Routes (all JSON errors are ``{"error": CODE, "detail": MESSAGE}``):
 - ``POST /v1/render``      image -> annotated PNG (or JPEG by ``Accept``), ``draw=`` and ``filter=``
 - ``GET /v1/models``       the landmark model, face detectors, filters, limits
 - ``GET /healthz``         liveness and counters
-- ``GET /``                the page (served from the package; no CDN), ``/docs`` the OpenAPI UI
+- ``GET /``                the page (served from the package; no CDN)
+- ``GET /openapi.json``    the OpenAPI description (no ``/docs``: Swagger UI's page loads its script from a CDN)
 
 :func:`create_app` assembles the parts, each in its own module:
 :mod:`.engine` (the pipeline in a bounded thread pool, under time limits),
@@ -60,6 +61,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None)
             "68-point facial landmarks over HTTP. Send an image (PNG, JPEG, WebP or BMP) as a multipart file or "
             'as the raw body. Errors are `{"error": CODE, "detail": MESSAGE}`.'
         ),
+        docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN: every page we serve is our own
         redoc_url=None,
         lifespan=lifespan,
     )
