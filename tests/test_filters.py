@@ -598,3 +598,46 @@ def test_cli_filter_puts_real_sunglasses_on_the_real_eyes(tmp_path, capsys):
     assert -0.5 < v.min() and v.max() < 0.5, (v.min(), v.max())  # the mouth is at v = 1
     assert abs(v.mean()) < 0.1 and abs(u.mean()) < 0.1, (u.mean(), v.mean())
     assert u.min() < -0.6 and u.max() > 0.6, (u.min(), u.max())  # over both eyes, not one
+
+
+# --- custom overlay mistakes are never silent (issue 16, item 9) ---
+
+
+def test_anchors_on_the_same_landmarks_are_refused_naming_the_spec(tmp_path, capsys, fake_pipeline):
+    """Two anchors on the same landmarks gave an unchanged picture and exit 0."""
+    same = [{"point": [20, 30], "landmarks": [36, 39]}, {"point": [100, 30], "landmarks": [39, 36]}]
+    spec = write_spec(tmp_path, anchors=same)
+    with pytest.raises(InputError, match="same point of the face") as info:
+        filters.load_spec(spec)
+    assert str(spec) in str(info.value)
+    photo = write_photo(tmp_path / "p.png")
+    assert cli.main(["filter", str(photo), "--spec", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(spec) in err[0] and not (tmp_path / "o").exists()
+
+
+def test_errors_about_a_spec_name_the_spec_file(tmp_path):
+    one_point = [{"point": [20, 30], "landmarks": [36]}, {"point": [20, 30], "landmarks": [45]}]
+    spec = write_spec(tmp_path, anchors=one_point, name="shades")
+    with pytest.raises(InputError, match="same point") as info:
+        filters.load_spec(spec)
+    assert str(info.value).startswith(str(spec))
+    spec = write_spec(tmp_path, image="art/nope.png")
+    with pytest.raises(InputError, match="no such overlay picture") as info:
+        filters.load_spec(spec)
+    assert str(spec) in str(info.value) and "nope.png" in str(info.value)
+
+
+def test_swapped_eyes_draw_upside_down_and_say_so(tmp_path, capsys, fake_pipeline):
+    """Left and right eye groups swapped fit the art turned 180 degrees: a warning, on the CLI one line."""
+    swapped = [{"point": [20, 30], "landmarks": [42, 45]}, {"point": [100, 30], "landmarks": [36, 39]}]
+    spec = write_spec(tmp_path, anchors=swapped)
+    with pytest.warns(UserWarning, match="turned 180 degrees"):
+        flt = filters.load_spec(spec)
+    assert "swapped" in flt.warning
+    (tmp_path / "ok").mkdir()
+    assert filters.load_spec(write_spec(tmp_path / "ok")).warning is None
+    photo = write_photo(tmp_path / "p.png")
+    assert cli.main(["filter", str(photo), "--spec", str(spec), "--out", str(tmp_path / "o")]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(err) == 1 and err[0].startswith("facekeypoints: warning:") and str(spec) in err[0]

@@ -126,3 +126,14 @@ def interocular_distance(keypoints: np.ndarray) -> np.ndarray:
     kps = np.asarray(keypoints, dtype=np.float64)
     a, b = OUTER_EYE_CORNERS
     return np.linalg.norm(kps[..., a, :] - kps[..., b, :], axis=-1)
+
+
+def mean_face() -> np.ndarray:
+    """(68, 2) float64 mean iBUG face, upright (y down), eye centres at (-0.5, 0) and (0.5, 0): the
+    Procrustes mean of 300-W's 2,012 training faces (``mean_face.json``). A reference face for
+    checks that need one (an overlay's orientation), not a prediction."""
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).resolve().parent / "mean_face.json").read_text())
+    return np.asarray(data["points"], dtype=np.float64).reshape(NUM_LANDMARKS, 2)

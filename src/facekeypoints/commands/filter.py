@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import FaceKeypointDetector
     from .batch import expand_inputs, picture_targets, plural, progress_bar, say, summary
 
-    flt = filters.load_spec(args.spec) if args.spec else filters.get(args.filter)
+    flt = filters.load_for_cli(Path(args.spec) if args.spec else args.filter)
     limit = max_pixels(args)
     files, problems = expand_inputs(args.images)
     outputs = picture_targets(files, args.out, _label(flt.name)) if files else []

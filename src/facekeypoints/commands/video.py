@@ -79,7 +79,7 @@ def _load_filter(name: str):
             raise InputError("--filter: this installation has no filters module (facekeypoints.filters)") from None
         raise
     if hasattr(filters, "get"):
-        flt = filters.get(name)  # checks the name once, up front
+        flt = filters.load_for_cli(name)  # checks the name once, up front
         return lambda rgb, faces: flt(rgb, faces)
     return lambda rgb, faces: filters.apply(rgb, faces, name)
 

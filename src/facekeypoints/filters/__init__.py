@@ -123,6 +123,7 @@ __all__ = [
     "check_image",
     "face_keypoints",
     "face_mask",
+    "load_for_cli",
     "face_region",
     "fit_similarity",
     "get",
@@ -131,3 +132,18 @@ __all__ = [
     "overlay_from_spec",
     "read_rgba",
 ]
+
+
+def load_for_cli(name_or_spec: str | os.PathLike) -> Filter:
+    """:func:`get` for a command line: an overlay's orientation warning (``Overlay.warning``) is
+    printed once as ``facekeypoints: warning: ...`` on stderr instead of Python's warning format."""
+    import sys
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        flt = get(name_or_spec)
+    message = getattr(flt, "warning", None)
+    if message:
+        print(f"facekeypoints: warning: {message}", file=sys.stderr, flush=True)
+    return flt

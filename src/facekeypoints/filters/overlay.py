@@ -15,6 +15,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..image_io import MAX_PIXELS
-from ..landmarks import NUM_LANDMARKS
+from ..landmarks import NUM_LANDMARKS, mean_face
 from .base import Filter
 
 #: Keys a spec may have, and keys an anchor may have.
@@ -84,18 +85,40 @@ class Overlay(Filter):
     time) are made on demand, so placing it on small faces stays cheap and smooth.
     """
 
-    def __init__(self, rgba: np.ndarray, anchors: Sequence[Anchor], name: str = "overlay"):
+    #: Fitted to an upright face, an overlay turned more than this (degrees) gets :attr:`warning`.
+    MAX_TURN_DEG = 90.0
+
+    def __init__(self, rgba: np.ndarray, anchors: Sequence[Anchor], name: str = "overlay", source: str | None = None):
+        """``source``: the spec file (or other origin) named in errors and warnings (default: ``name``)."""
         self.name = name
+        where = source or name
         rgba = np.asarray(rgba)
         if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
-            raise InputError(f"{name}: overlay picture must be RGBA uint8 (H, W, 4), got {rgba.dtype} {rgba.shape}")
-        self.anchors = tuple(_check_anchor(a, i, name) for i, a in enumerate(anchors, 1))
+            raise InputError(f"{where}: overlay picture must be RGBA uint8 (H, W, 4), got {rgba.dtype} {rgba.shape}")
+        self.anchors = tuple(_check_anchor(a, i, where) for i, a in enumerate(anchors, 1))
         if len(self.anchors) < 2:
-            raise InputError(f"{name}: an overlay needs at least 2 anchors, got {len(self.anchors)}")
+            raise InputError(f"{where}: an overlay needs at least 2 anchors, got {len(self.anchors)}")
         self.points = np.array([a.point for a in self.anchors], dtype=np.float64)
         if float(((self.points - self.points.mean(axis=0)) ** 2).sum()) <= 1e-12:
-            raise InputError(f"{name}: all anchor points are the same point; give at least 2 different points")
+            raise InputError(f"{where}: all anchor points are the same point; give at least 2 different points")
         self._groups = [np.array(a.landmarks, dtype=np.int64) for a in self.anchors]
+        # on an upright reference face: anchors whose landmarks all meet in one place cannot place
+        # anything (the picture would never be drawn), and a fit turned upside down is a swapped pair
+        upright = self.targets(mean_face())
+        if float(((upright - upright.mean(axis=0)) ** 2).sum()) <= 1e-9:
+            raise InputError(
+                f"{where}: the anchors' landmarks all average to the same point of the face "
+                "(e.g. two anchors on the same landmarks); give anchors on different parts of the face"
+            )
+        m = fit_similarity(self.points, upright)
+        turn = math.degrees(math.atan2(m[1, 0], m[0, 0]))
+        #: None, or a one-line warning that the fitted picture is turned more than 90 degrees from the face
+        self.warning: str | None = None
+        if abs(turn) > self.MAX_TURN_DEG:
+            self.warning = (
+                f"{where}: on an upright face the overlay comes out turned {abs(turn):.0f} degrees "
+                "(left and right anchors swapped, or the picture upside down?)"
+            )
         self.size = (rgba.shape[1], rgba.shape[0])  # width, height
         self._levels: list[np.ndarray] = [np.ascontiguousarray(_premultiply(rgba))]
         self._lock = threading.Lock()  # one overlay may serve several threads (a web server, a video pipeline)
@@ -288,10 +311,16 @@ def overlay_from_spec(spec: Mapping, base_dir: str | os.PathLike | None = None, 
         path = Path(image)
         if not path.is_absolute():
             path = Path(base_dir or ".") / path
-        rgba = read_rgba(path)
+        try:
+            rgba = read_rgba(path)
+        except InputError as exc:  # name the spec file too: the picture's path alone may not say which spec
+            raise InputError(f"{source}: {exc}" if source != "spec" else str(exc)) from None
     else:
         raise InputError(f'{source}: "image" must be the path of an RGBA picture')
-    return Overlay(rgba, checked, name=name)
+    overlay = Overlay(rgba, checked, name=name, source=None if source == "spec" else source)
+    if overlay.warning:
+        warnings.warn(overlay.warning, UserWarning, stacklevel=2)
+    return overlay
 
 
 def load_spec(path: str | os.PathLike) -> Overlay:
