@@ -184,6 +184,7 @@ def test_torchrun_two_processes(tiny_data, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted(p.name for p in out.iterdir())
     assert runs == ["1"], runs  # only rank 0 creates and writes the run folder
+    assert res.stdout.split() == [str(out / "1")]  # and says where, once (not once per process)
     cfg = json.loads((out / "1" / "config.json").read_text())
     assert cfg["world_size"] == 2
     ckpt = load_checkpoint(out / "1" / "last.pt")

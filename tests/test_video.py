@@ -191,7 +191,7 @@ def test_video_command_writes_video_and_one_json_record_per_frame(clip, tmp_path
         n += 1
     cap.release()
     assert n == 36
-    assert "36 frames, 1 face tracked" in capsys.readouterr().out
+    assert "36 frames, 1 track," in capsys.readouterr().out
 
 
 def test_video_command_max_frames_and_no_smooth(clip, tmp_path):

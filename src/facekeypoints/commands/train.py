@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
         procs = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
         command = f"torchrun --nproc_per_node={procs} -m " + command
     run_dir = train(cfg, command=command)
-    print(run_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, once, not once per process
+        print(run_dir)
     return 0

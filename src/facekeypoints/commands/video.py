@@ -194,8 +194,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{source.name}: no frame could be decoded")
     elapsed = max(time.perf_counter() - t_start, 1e-9)
     outputs = [str(p) for p in (args.out, args.json) if p and p != "-"]
-    faces = f"{len(ids)} face{'' if len(ids) == 1 else 's'}"
-    line = f"{source.name}: {n} frames, {faces} tracked, {n / elapsed:.1f} frames/s"
+    # track ids, not people: a face lost and found again far away may start a new track
+    tracks = f"{len(ids)} track{'' if len(ids) == 1 else 's'}"
+    line = f"{source.name}: {n} frames, {tracks}, {n / elapsed:.1f} frames/s"
     if outputs:
         line += " -> " + ", ".join(outputs)
     if interrupted:
