@@ -238,7 +238,8 @@ def _train(cfg: TrainConfig, command: str, created: list[Path]) -> Path:
             f"training {cfg.arch} ({models.count_parameters(model):,} parameters) on {len(train_s)} faces "
             f"({', '.join(f'{Path(src.path).name}: {len(t)} x {src.weight:g}' for src, t, _ in loaded)}; "
             f"{len(train_set)} crops/epoch, labels in the {cfg.convention} convention) "
-            f"({len(val_s)} validation), {world} process(es), {steps_per_epoch} step{'' if steps_per_epoch == 1 else 's'}/epoch -> {run_dir}",
+            f"({len(val_s)} validation), {world} process(es), "
+            f"{steps_per_epoch} step{'' if steps_per_epoch == 1 else 's'}/epoch -> {run_dir}",
             file=sys.stderr,
         )
         finishing = cfg.finishing_epochs()
