@@ -376,3 +376,153 @@ def test_no_page_refers_to_another_host(engine):
         for gone in ("/docs", "/redoc", "/docs/oauth2-redirect"):
             assert client.get(gone).status_code == 404
         assert client.get("/openapi.json").json()["paths"]
+
+
+# --- 15: the API key --------------------------------------------------------------------------------------
+
+KEY = "k3y-for-the-test-0123456789"
+
+
+def test_api_key_guards_every_v1_route_and_nothing_else(engine, small_picture, monkeypatch):
+    from test_server import assert_error, make_client
+
+    from facekeypoints.server import gateway
+
+    compared = []
+    real_compare = gateway.hmac.compare_digest
+    monkeypatch.setattr(gateway.hmac, "compare_digest", lambda a, b: compared.append(1) or real_compare(a, b))
+    with make_client(engine, api_key=KEY, cors_origins=("http://app.example",)) as client:
+        post = lambda path, **headers: client.post(path, content=small_picture, headers=headers)  # noqa: E731
+        for path in ("/v1/landmarks", "/v1/render", "/v1/no-such-route"):
+            r = post(path)
+            body = assert_error(r, 401, "unauthorized")
+            assert "Authorization: Bearer KEY" in body["detail"]
+            assert r.headers["www-authenticate"] == 'Bearer realm="facekeypoints"'
+        assert_error(client.get("/v1/models"), 401, "unauthorized")
+        for wrong in ("Bearer not-the-key-0123456789", f"Basic {KEY}", f"Bearer {KEY}x", "Bearer", KEY):
+            r = post("/v1/landmarks", Authorization=wrong)
+            assert_error(r, 401, "unauthorized")
+        assert 'error="invalid_token"' in post("/v1/landmarks", Authorization="Bearer nope").headers["www-authenticate"]
+        assert compared, "the key was not compared with hmac.compare_digest"
+
+        assert post("/v1/landmarks", Authorization=f"Bearer {KEY}").status_code == 200
+        assert post("/v1/landmarks", Authorization=f"bearer  {KEY} ").status_code == 200
+        assert client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        # Open without the key: health, the page and its files, the API description, CORS preflights.
+        for path in ("/healthz", "/", "/static/app.js", "/static/style.css", "/openapi.json"):
+            assert client.get(path).status_code == 200, path
+        preflight = client.options(
+            "/v1/landmarks",
+            headers={
+                "Origin": "http://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        spec = client.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+        assert spec["paths"]["/v1/landmarks"]["post"]["security"] == [{"apiKey": []}]
+        assert "401" in spec["paths"]["/v1/models"]["get"]["responses"]
+        assert "security" not in spec["paths"]["/healthz"]["get"]
+    with make_client(engine) as client:  # no key: open, as before
+        assert client.post("/v1/landmarks", content=small_picture).status_code == 200
+        assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+
+
+def test_an_unauthorized_upload_is_answered_401_to_a_client_that_writes_first(engine, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    with live_server(engine, api_key_file=str(key_file)) as port:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/landmarks", data=ELEVEN_MB, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=60)
+        assert info.value.code == 401 and json.loads(info.value.read())["error"] == "unauthorized"
+
+
+def test_api_key_settings(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(f"  {KEY}\n")
+    cfg = ServerConfig(api_key_file=str(key_file))
+    assert cfg.read_api_key() == KEY
+    assert ServerConfig.from_env(cfg.to_env()) == cfg
+    assert ServerConfig.from_env({"FACEKEYPOINTS_SERVE_API_KEY": KEY}).read_api_key() == KEY
+    assert KEY not in repr(ServerConfig(api_key=KEY))
+    assert ServerConfig().read_api_key() is None
+    problems = {
+        "missing": (str(tmp_path / "nope"), "no such file"),
+        "two lines": ("a" * 20 + "\n" + "b" * 20, "one line"),
+        "short": ("abc", "at least 16"),
+        "spaces": ("a key with spaces in it", "without spaces"),
+        "empty": ("\n", "empty"),
+    }
+    for name, (content, message) in problems.items():
+        path = tmp_path / name
+        if name != "missing":
+            path.write_text(content)
+        with pytest.raises(ValueError, match=message) as info:
+            ServerConfig(api_key_file=str(path)).read_api_key()
+        assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="not both"):
+        ServerConfig(api_key=KEY, api_key_file=str(key_file))
+    with pytest.raises(ValueError, match="at least 16"):
+        ServerConfig(api_key="short")
+
+
+@pytest.fixture
+def serve_stub(monkeypatch):
+    """``facekeypoints serve`` up to uvicorn.run, which records its arguments instead of listening."""
+    import os
+
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    saved = dict(os.environ)  # serve writes its settings there, for worker processes: put it all back after
+    for name in list(os.environ):
+        if name.startswith("FACEKEYPOINTS_SERVE_"):
+            del os.environ[name]
+    try:
+        yield calls
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_serve_api_key_file_and_the_warning_on_an_outside_address(serve_stub, tmp_path, capsys):
+    import os
+
+    from fastapi.testclient import TestClient
+
+    from facekeypoints import cli
+
+    assert cli.main(["serve", "--host", "0.0.0.0", "--port", "8123"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0 without an API key" in err and "--api-key-file" in err
+    assert err.count("\n") == 1
+
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    assert cli.main(["serve", "--host", "0.0.0.0", "--api-key-file", str(key_file)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    app = serve_stub[-1][0]
+    with TestClient(app) as client:
+        assert client.get("/v1/models").status_code == 401
+        assert client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        assert client.get("/healthz").status_code == 200
+
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert cli.main(["serve", "--host", host]) == 0
+        assert "warning" not in capsys.readouterr().err
+
+    os.environ["FACEKEYPOINTS_SERVE_API_KEY_FILE"] = str(key_file)  # the environment, as documented
+    assert cli.main(["serve", "--host", "0.0.0.0"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    with TestClient(serve_stub[-1][0]) as client:
+        assert client.get("/v1/models").status_code == 401
+
+    os.environ["FACEKEYPOINTS_SERVE_API_KEY_FILE"] = str(tmp_path / "missing")
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no such file" in err and err.count("\n") == 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
+import sys
 
 from . import add_detector_arguments, add_pass_arguments, check_min_face
 
@@ -73,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "client, or gets 503 when all are being answered (default: %(default)s)",
     )
     parser.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="every /v1 request must send 'Authorization: Bearer KEY' with the key in FILE (one line); 401 "
+        "otherwise. Also FACEKEYPOINTS_SERVE_API_KEY_FILE, or the key itself in FACEKEYPOINTS_SERVE_API_KEY. "
+        "/healthz and the page stay open; the page asks for the key (default: no key, open to all)",
+    )
+    parser.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -100,6 +109,29 @@ def _check_installed() -> None:
             ) from None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name given to --host) can only be reached from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may well resolve to an outside address
+
+
+def _api_key_settings(args: argparse.Namespace) -> dict:
+    """api_key_file / api_key for ServerConfig: the flag, else FACEKEYPOINTS_SERVE_API_KEY_FILE, else _API_KEY."""
+    from ..server.limits import _ENV_PREFIX
+
+    if args.api_key_file:
+        return {"api_key_file": os.path.abspath(args.api_key_file)}
+    if os.environ.get(_ENV_PREFIX + "API_KEY_FILE"):
+        return {"api_key_file": os.path.abspath(os.environ[_ENV_PREFIX + "API_KEY_FILE"])}
+    if os.environ.get(_ENV_PREFIX + "API_KEY") is not None:
+        return {"api_key": os.environ[_ENV_PREFIX + "API_KEY"].strip()}
+    return {}
+
+
 def log_config(level: str) -> dict:
     """Logging for uvicorn and the app: one line per request on stderr, no access log duplicates."""
     fmt = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
@@ -119,7 +151,7 @@ def log_config(level: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import FaceKeypointsError, InputError
-    from ..server.limits import ServerConfig
+    from ..server.limits import _ENV_PREFIX, ServerConfig
 
     _check_installed()
     import uvicorn
@@ -148,10 +180,21 @@ def run(args: argparse.Namespace) -> int:
             header_timeout_s=args.header_timeout,
             body_timeout_s=args.body_timeout,
             max_connections=args.max_connections,
+            **_api_key_settings(args),
         )
+        has_key = config.read_api_key() is not None
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if not has_key and not is_loopback(args.host):
+        print(
+            f"facekeypoints: warning: listening on {args.host} without an API key: anyone who can reach port "
+            f"{args.port} can use the service (give one with --api-key-file FILE)",
+            file=sys.stderr,
+            flush=True,
+        )
     # Worker processes build their app from the environment (uvicorn imports the factory by name).
+    for name in ("API_KEY", "API_KEY_FILE"):  # the one chosen above goes back in; never both
+        os.environ.pop(_ENV_PREFIX + name, None)
     os.environ.update(config.to_env())
     if args.workers == 1:
         from ..server.app import create_app

@@ -45,6 +45,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None)
     """The ASGI app. ``config`` defaults to :meth:`ServerConfig.from_env` (how ``serve`` configures workers)."""
     config = config or (engine.config if engine is not None else ServerConfig.from_env())
     owns_engine = engine is None
+    api_key = config.read_api_key()  # before the model: a bad key file fails fast
     engine = engine or Engine(config)
     guard = ConnectionGuard(config)
 
@@ -75,11 +76,37 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None)
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
+            allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization"],
             expose_headers=["X-Request-ID", "X-Faces", "X-Time-Ms"],
         )
-    app.add_middleware(Gateway, config=config, guard=guard)
+    app.add_middleware(Gateway, config=config, guard=guard, api_key=api_key)
     add_error_handlers(app, config)
     app.include_router(api_router(engine, config, guard))
     add_page_routes(app)
+    if api_key is not None:
+        _document_api_key(app)
     return app
+
+
+def _document_api_key(app: FastAPI) -> None:
+    """Say in /openapi.json that every /v1 route needs ``Authorization: Bearer KEY``."""
+    plain = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = plain()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "the server's API key"}
+            }
+            for path, operations in schema["paths"].items():
+                if path.startswith("/v1/"):
+                    for operation in operations.values():
+                        operation["security"] = [{"apiKey": []}]
+                        operation.setdefault("responses", {})["401"] = {
+                            "description": "no API key, or not the server's (unauthorized)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                        }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import time
@@ -18,6 +20,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Bytes a multipart envelope may add around the file it carries.
 MULTIPART_SLACK = 64 * 1024
+_CHALLENGE = 'Bearer realm="facekeypoints"'
 
 
 def _has_body(headers: dict[str, str]) -> bool:
@@ -25,7 +28,12 @@ def _has_body(headers: dict[str, str]) -> bool:
 
 
 class Gateway:
-    """Pure ASGI middleware: request id, upload size limit, security header, one log line per request.
+    """Pure ASGI middleware: API key, request id, upload size limit, security header, one log line per request.
+
+    With an API key, every ``/v1`` request must send ``Authorization: Bearer KEY`` (401
+    otherwise, before anything else is looked at); the key is compared by its SHA-256
+    digest with :func:`hmac.compare_digest`, in constant time. ``/healthz``, the page and
+    ``/openapi.json`` stay open.
 
     The log line has the client address, method, path, status, bytes received and
     sent, time taken and the face count; never the body or the client's file name.
@@ -43,10 +51,26 @@ class Gateway:
     and gets its answer at once.
     """
 
-    def __init__(self, app, config: ServerConfig, guard: ConnectionGuard | None = None):
+    def __init__(self, app, config: ServerConfig, guard: ConnectionGuard | None = None, api_key: str | None = None):
         self.app = app
         self.config = config
         self.guard = guard
+        self._key_digest = None if api_key is None else hashlib.sha256(api_key.encode("ascii")).digest()
+
+    def _key_problem(self, scope, authorization: str | None) -> tuple[str, str] | None:
+        """Why this request may not pass (a one-line reason and the challenge), or None; only ``/v1`` needs the key."""
+        path = scope.get("path", "")
+        if self._key_digest is None or scope.get("method") == "OPTIONS":  # CORS preflights carry no credentials
+            return None
+        if path != "/v1" and not path.startswith("/v1/"):
+            return None
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return "this server needs an API key: send the header 'Authorization: Bearer KEY'", _CHALLENGE
+        digest = hashlib.sha256(given.strip().encode("latin-1")).digest()  # equal lengths: compared in constant time
+        if not hmac.compare_digest(digest, self._key_digest):
+            return "the API key is not valid", _CHALLENGE + ', error="invalid_token"'
+        return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -124,6 +148,12 @@ class Gateway:
             return message
 
         try:
+            problem = self._key_problem(scope, headers.get("authorization"))
+            if problem is not None:
+                detail, challenge = problem
+                response = error_response(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
+                await response(scope, receive, send_logged)
+                return
             length = headers.get("content-length")
             if length is not None and (not length.strip().isdigit() or int(length) > limit):
                 bad = not length.strip().isdigit()

@@ -183,6 +183,24 @@ def sniff_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageHeader:
     return header
 
 
+#: Shortest API key accepted.
+MIN_API_KEY_LENGTH = 16
+
+
+def check_api_key(key: str, name: str) -> str:
+    """``key`` if it can be an API key (16 to 4096 visible ASCII characters, no spaces); else ValueError."""
+    if not key:
+        raise ValueError(f"{name} is empty")
+    if any(not 0x21 <= ord(c) <= 0x7E for c in key):
+        raise ValueError(f"{name} must be visible ASCII characters without spaces (it is sent in a header)")
+    if not MIN_API_KEY_LENGTH <= len(key) <= 4096:
+        raise ValueError(
+            f"{name} has {len(key)} characters; use at least {MIN_API_KEY_LENGTH}, for example the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return key
+
+
 def _default_threads() -> int:
     from ..cpus import available_cpus
 
@@ -221,6 +239,10 @@ class ServerConfig:
     #: open connections at most; past it a new one pushes out the one that has waited longest on its client
     #: (``serve`` only; see :mod:`facekeypoints.server.connections`)
     max_connections: int = 256
+    #: a file holding the API key every ``/v1`` request must send as ``Authorization: Bearer KEY`` (one line)
+    api_key_file: str | None = None
+    #: the API key itself, for where a file is awkward (``FACEKEYPOINTS_SERVE_API_KEY``); never shown in repr
+    api_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.max_upload_bytes < 1:
@@ -235,6 +257,10 @@ class ServerConfig:
             raise ValueError("max_connections must be at least 1")
         if self.max_queue < 0:
             raise ValueError("max_queue must not be negative")
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("give the API key in a file or directly, not both")
+        if self.api_key is not None:
+            check_api_key(self.api_key, "the API key")
         if self.min_face is not None and not self.min_face > 0:
             raise ValueError(f"min_face must be a positive number of pixels, got {self.min_face}")
         from ..conventions import CONVENTIONS
@@ -276,6 +302,30 @@ class ServerConfig:
             else:
                 kwargs[f.name] = raw
         return cls(**kwargs)
+
+    def read_api_key(self) -> str | None:
+        """The API key (from ``api_key`` or read from ``api_key_file``), or None when the API is open to all.
+
+        Raises ValueError with a one-line reason when the file is missing, unreadable or holds no valid key.
+        """
+        if self.api_key is not None:
+            return self.api_key
+        if self.api_key_file is None:
+            return None
+        name = f"API key file {self.api_key_file}"
+        try:
+            with open(self.api_key_file, encoding="utf-8") as f:
+                text = f.read(4097)
+        except FileNotFoundError:
+            raise ValueError(f"{name}: no such file") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: not a text file") from None
+        except OSError as exc:
+            raise ValueError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+        key = text.strip()
+        if "\n" in key or len(text) > 4096:
+            raise ValueError(f"{name}: it must hold the key alone, on one line")
+        return check_api_key(key, name)
 
     @property
     def drain_bytes(self) -> int:

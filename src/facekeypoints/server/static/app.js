@@ -1,6 +1,10 @@
 // The facekeypoints page: a photo or the webcam goes to the JSON API, and the faces it
 // returns are drawn on a canvas (points, mesh, boxes). With a filter, the server's
 // /v1/render draws the picture instead. Nothing here loads anything from another site.
+//
+// A server started with an API key answers /v1 with 401 until it is given: the page then
+// asks for the key, keeps it in this tab's sessionStorage (gone when the tab closes) and
+// sends it as "Authorization: Bearer KEY" with every /v1 request, to this server only.
 
 const $ = (id) => document.getElementById(id);
 const view = $("view");
@@ -18,6 +22,53 @@ let result = null; // {faces: [...] | null, count, serverMs, ms}
 let rendered = null; // ImageBitmap from /v1/render when a filter is on
 let webcam = null; // {stream} while the webcam runs
 let seq = 0; // answers to older requests are dropped
+
+const KEY_STORE = "facekeypoints.apiKey";
+let apiKey = readKey(); // "" while the server has asked for none
+
+function readKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORE) || "";
+  } catch {
+    return ""; // storage disabled: the key lasts as long as the page
+  }
+}
+
+function keepKey(key) {
+  apiKey = key;
+  try {
+    if (key) sessionStorage.setItem(KEY_STORE, key);
+    else sessionStorage.removeItem(KEY_STORE);
+  } catch {
+    // storage disabled
+  }
+}
+
+class KeyNeeded extends Error {}
+
+// fetch() for the API: with the key when there is one; a 401 asks the person for it.
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    const refused = Boolean(apiKey);
+    keepKey("");
+    askForKey();
+    throw new KeyNeeded(
+      refused ? "The API key was refused; enter it again." : "This server needs an API key; enter it above.",
+    );
+  }
+  return response;
+}
+
+function askForKey() {
+  stopWebcam();
+  const form = $("key-form");
+  form.hidden = false;
+  $("api-key").value = "";
+  $("api-key").focus();
+}
 
 function setState(state, message) {
   document.body.dataset.state = state;
@@ -126,7 +177,7 @@ async function analyse() {
     const headers = { "Content-Type": "image/jpeg" };
     if (filter) {
       const query = new URLSearchParams({ filter, draw: drawChoices().join(",") || "none" });
-      const response = await fetch(`/v1/render?${query}`, {
+      const response = await api(`/v1/render?${query}`, {
         method: "POST",
         body,
         headers: { ...headers, Accept: "image/png" },
@@ -142,7 +193,7 @@ async function analyse() {
         ms: performance.now() - t0,
       };
     } else {
-      const response = await fetch("/v1/landmarks", { method: "POST", body, headers });
+      const response = await api("/v1/landmarks", { method: "POST", body, headers });
       if (!response.ok) throw await apiError(response);
       const json = await response.json();
       if (id !== seq) return;
@@ -154,7 +205,7 @@ async function analyse() {
     setState("done", `${plural(result.count)} found${filter ? `, filter ${filter}` : ""}.`);
   } catch (err) {
     if (id === seq) {
-      setState("error", err.message);
+      setState(err instanceof KeyNeeded ? "key" : "error", err.message);
       $("face-count").textContent = "–";
     }
   }
@@ -276,14 +327,30 @@ async function init() {
     if (file) loadPhoto(file);
   });
 
+  $("key-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const key = $("api-key").value.trim();
+    if (!key) return;
+    keepKey(key);
+    $("key-form").hidden = true;
+    if (await loadModels()) await analyse();
+  });
+
+  await loadModels();
+}
+
+// The model, landmark edges and filters, from /v1/models; true once they are loaded.
+async function loadModels() {
+  setState("loading", "Loading…");
   try {
-    const response = await fetch("/v1/models");
+    const response = await api("/v1/models");
     if (!response.ok) throw await apiError(response);
     const info = await response.json();
     edges = info.landmarks.edges;
     const model = info.models[0];
     $("model-name").textContent = `Model ${model.name} ${model.version}, face detector ${model.detector}.`;
     const select = $("filter");
+    select.replaceChildren(select.options[0]);
     for (const name of info.filters) {
       const option = document.createElement("option");
       option.value = name;
@@ -293,8 +360,11 @@ async function init() {
     select.disabled = info.filters.length === 0;
     if (select.disabled) select.title = "no filters in this installation";
     setState("ready", "Ready.");
+    return true;
   } catch (err) {
-    setState("error", `Cannot reach the server: ${err.message}`);
+    if (err instanceof KeyNeeded) setState("key", err.message);
+    else setState("error", `Cannot reach the server: ${err.message}`);
+    return false;
   }
 }
 
