@@ -1,4 +1,4 @@
-"""Make the README's filter pictures with the real pipeline on matplotlib's sample portrait.
+"""Make the filter pictures of docs/filters.md and the README with the real pipeline on matplotlib's sample portrait.
 
     python docs/make_filter_pictures.py [--out docs]
 

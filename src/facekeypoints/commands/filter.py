@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"a built-in filter ({', '.join(names())}) or the path of an overlay spec .json",
     )
-    which.add_argument("--spec", metavar="FILE.json", help="a custom overlay: RGBA picture + anchors (see the README)")
+    which.add_argument("--spec", metavar="FILE.json", help="a custom overlay: RGBA picture + anchors (docs/filters.md)")
     parser.add_argument(
         "--out",
         default=".",
