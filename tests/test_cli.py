@@ -79,8 +79,25 @@ def test_no_verb_is_a_usage_error(capsys):
 
 
 def test_version(capsys):
+    """The package version, then the bundled model's name and version from its metadata."""
+    from facekeypoints.runtime import DEFAULT_MODEL
+
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert cli.main(["--version"]) == 0
-    assert capsys.readouterr().out.strip() == f"facekeypoints {__version__}"
+    package, model = capsys.readouterr().out.strip().split("\n")
+    assert package == f"facekeypoints {__version__}"
+    assert model.startswith(f"model {meta['name']} version {meta['version']} (")
+    assert "iBUG 300-W convention" in model  # the bundled model's output convention, by name
+
+
+def test_version_follows_semantic_versioning():
+    import re
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__), __version__
+    changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    assert f"## [{__version__}] - " in changelog, "CHANGELOG.md has no section for this version"
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^version = "(.*)"$', pyproject, re.M).group(1) == __version__
 
 
 def test_verb_help_does_not_import_torch():

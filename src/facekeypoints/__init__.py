@@ -14,7 +14,7 @@ import pkgutil as _pkgutil
 from .image_io import load_image
 from .pipeline import Face, FaceKeypointDetector
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["FaceKeypointDetector", "Face", "load_image", "__version__"]
 

@@ -89,6 +89,37 @@ def _find_verb(argv: Sequence[str]) -> str | None:
     return None
 
 
+_CONVENTION_NAMES = {"ibug": "iBUG 300-W", "udacity": "Udacity"}
+
+
+def version_text() -> str:
+    """``facekeypoints X.Y.Z`` and the bundled model's name, version and landmark convention (two lines),
+    read from the model's metadata without loading ONNX Runtime."""
+    from .runtime import DEFAULT_MODEL, read_metadata
+
+    try:
+        meta = read_metadata(DEFAULT_MODEL)
+        convention = meta.get("convention", "udacity")  # models before v7 answered in the Udacity labels'
+        model = (
+            f"model {meta.get('name', DEFAULT_MODEL.stem)} version {meta.get('version', '?')}"
+            f" ({meta.get('arch', '?')}, 68 points, {_CONVENTION_NAMES.get(convention, convention)} convention)"
+        )
+    except FaceKeypointsError as exc:
+        model = f"model: {exc}"
+    return f"{PROG} {__version__}\n{model}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_text` as it is (argparse's own action re-wraps lines) and exit."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser(verb: str | None = None, module=None) -> argparse.ArgumentParser:
     """The parser; the subparser of ``verb`` gets its module's arguments."""
     parser = argparse.ArgumentParser(
@@ -96,7 +127,9 @@ def build_parser(verb: str | None = None, module=None) -> argparse.ArgumentParse
         description="68-point facial landmarks for images, videos and webcams.",
         epilog=f"Run '{PROG} VERB --help' for a verb's options.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the package version and the bundled model's, and exit"
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", title="verbs")
     sub.required = True
     for name in available_verbs():
