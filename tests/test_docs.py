@@ -176,3 +176,19 @@ def test_the_cli_page_names_every_verb():
     for verb in cli.available_verbs():
         assert f"facekeypoints {verb}" in page, verb
     assert "facekeypoints --version" in page
+
+
+def test_the_service_answers_with_the_model_card():
+    """``GET /v1/models`` records the bundled model's card: its key facts from the metadata, and where the card is."""
+    pytest.importorskip("fastapi", reason="the web service needs the [serve] extra")
+    pytest.importorskip("httpx", reason="FastAPI's test client needs httpx (the [dev] extra)")
+    from fastapi.testclient import TestClient
+
+    from facekeypoints.server import ServerConfig, create_app
+
+    with TestClient(create_app(ServerConfig(threads=1))) as client:
+        (model,) = client.get("/v1/models").json()["models"]
+    meta = json.loads(META.read_text())
+    assert (model["name"], model["version"]) == (meta["name"], meta["version"])
+    assert model["model_card"] == meta["model_card"]
+    assert model["model_card"]["url"] == "docs/model_card.md"

@@ -114,7 +114,8 @@ def api_router(engine: Engine, config: ServerConfig, guard: ConnectionGuard) -> 
         from ..detectors import available_detectors
 
         return {
-            "models": [{**engine.model_info, "default": True}],
+            # model_card: the card's key facts from the model's metadata (docs/model_card.md); None for your own models
+            "models": [{**engine.model_info, "default": True, "model_card": engine.model.metadata.get("model_card")}],
             "detectors": available_detectors(),
             "filters": filtering.filter_names() or [],
             "landmarks": {"count": NUM_LANDMARKS, "edges": [list(e) for e in EDGES]},
