@@ -526,3 +526,31 @@ def test_serve_api_key_file_and_the_warning_on_an_outside_address(serve_stub, tm
     assert cli.main(["serve"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no such file" in err and err.count("\n") == 0
+
+
+# --- 16: the soak bench runs, and its report says what it must --------------------------------------------
+
+
+def test_soak_bench_smoke(tmp_path):
+    """bench/soak.py for a few seconds: every request answered as expected, RSS figures reported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--duration", "4", "--clients", "4", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["passed"] and report["load"]["failed"] == 0, report["load"]["failures"]
+    assert report["load"]["requests"] > 10 and all(n > 0 for n in report["load"]["by_kind"].values())
+    rss = report["rss"]
+    assert 0 < rss["start_mib"] <= rss["peak_mib"] and rss["end_mib"] <= rss["peak_mib"]
+    assert rss["keeps_growing"] is None and "not judged" in rss["verdict"]  # 4 s is too short to judge
+    assert report["server_counters"]["timeouts"] == 0
+
