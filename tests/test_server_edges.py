@@ -554,3 +554,53 @@ def test_soak_bench_smoke(tmp_path):
     assert rss["keeps_growing"] is None and "not judged" in rss["verdict"]  # 4 s is too short to judge
     assert report["server_counters"]["timeouts"] == 0
 
+
+# --- 17: clean messages -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--threads", "0"),
+        ("--workers", "0"),
+        ("--timeout", "0"),
+        ("--max-upload-mb", "inf"),
+        ("--max-megapixels", "nan"),
+        ("--max-queue", "-1"),
+        ("--max-connections", "0"),
+        ("--header-timeout", "-1"),
+        ("--body-timeout", "0"),
+    ],
+)
+def test_serve_refuses_bad_numbers_naming_the_flag(flag, value, capsys):
+    from facekeypoints import cli
+
+    assert cli.main(["serve", flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"facekeypoints: error: {flag} {value}: must be"), err
+
+
+def test_routing_errors_say_what_to_do(engine):
+    from test_server import assert_error, make_client
+
+    with make_client(engine) as client:
+        body = assert_error(client.get("/v2/landmarks"), 404, "not_found")
+        assert body["detail"] == "no route GET /v2/landmarks; the routes are listed in /openapi.json"
+        body = assert_error(client.get("/v1/landmarks"), 405, "method_not_allowed")
+        assert body["detail"] == "GET is not allowed on /v1/landmarks; use POST"
+
+
+def test_malformed_http_is_answered_with_the_json_error(engine):
+    with live_server(engine) as port:
+        for request in (
+            b"NOT HTTP AT ALL\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000,  # still no end of headers past 16 KiB
+        ):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(request)
+                status, headers, body = read_answer(sock)
+            assert status == 400 and headers["content-type"] == "application/json"
+            assert json.loads(body) == {
+                "error": "bad_request",
+                "detail": "the request is not valid HTTP/1.1, or its line and headers are over 16 KiB",
+            }

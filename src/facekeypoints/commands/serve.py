@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
+import math
 import os
 import sys
 
@@ -109,6 +110,33 @@ def _check_installed() -> None:
             ) from None
 
 
+#: Each numeric flag, with what it must be: "positive" (> 0, finite), or the smallest whole number it may be.
+_NUMBERS = {
+    "--workers": ("workers", 1),
+    "--threads": ("threads", 1),
+    "--max-queue": ("max_queue", 0),
+    "--max-connections": ("max_connections", 1),
+    "--max-upload-mb": ("max_upload_mb", "positive"),
+    "--max-megapixels": ("max_megapixels", "positive"),
+    "--timeout": ("timeout", "positive"),
+    "--header-timeout": ("header_timeout", "positive"),
+    "--body-timeout": ("body_timeout", "positive"),
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """A one-line error naming the flag for any numeric setting out of its range (before anything starts)."""
+    from ..errors import InputError
+
+    for flag, (attr, rule) in _NUMBERS.items():
+        value = getattr(args, attr)
+        if rule == "positive":
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{flag} {value:g}: must be a positive number")
+        elif value < rule:
+            raise InputError(f"{flag} {value}: must be at least {rule}")
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or name given to --host) can only be reached from this machine."""
     if host.strip().lower() == "localhost":
@@ -158,11 +186,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..server.protocol import uvicorn_options
 
-    if args.workers < 1:
-        raise InputError("--workers must be at least 1")
     check_min_face(args.min_face)
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: not a TCP port")
+    check_numbers(args)
     try:
         config = ServerConfig(
             model=os.path.abspath(args.model) if args.model else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,8 @@ from starlette.requests import ClientDisconnect
 from .limits import ImageRejected, ServerConfig
 
 log = logging.getLogger("facekeypoints.server")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -79,6 +82,12 @@ def add_error_handlers(app: FastAPI, config: ServerConfig) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        path = _CONTROL.sub("?", request.url.path[:100])
+        if exc.status_code == 404:
+            detail = f"no route {request.method} {path}; the routes are listed in /openapi.json"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            detail = f"{request.method} is not allowed on {path}" + (f"; use {allowed}" if allowed else "")
         return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), detail, exc.headers)
 
     @app.exception_handler(Exception)

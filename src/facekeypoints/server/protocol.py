@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .connections import GUARD_KEY, ConnectionGuard
@@ -128,6 +129,24 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.write(_raw_answer(503, "Service Unavailable", "busy", detail))
         self.transport.close()
         return False
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 cannot parse, as the API's JSON error instead of plain text."""
+        detail = f"the request is not valid HTTP/1.1, or its line and headers are over {MAX_HEAD_BYTES // 1024} KiB"
+        body = json.dumps({"error": "bad_request", "detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"connection", b"close"),
+        ]
+        try:
+            self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))
+            self.transport.write(self.conn.send(h11.Data(data=body)))
+            self.transport.write(self.conn.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:  # h11 will not answer in this state: closing says enough
+            pass
+        self.transport.close()
 
     def _push_out(self) -> None:
         self._cancel_head_timer()
