@@ -663,7 +663,8 @@ def test_json_is_the_documented_schema(client, two_faces):
 
         x0, y0, x1, y1 = face["box"]
         assert rounded(face["box"], 2) and x0 < x1 and y0 < y1
-        assert "`yunet` gives [0, 1] (faces below 0.5 are dropped)" in fields["score"]["meaning"]
+        assert fields["score"]["type"] == "float in [0, 1]"
+        assert "`yunet`'s own (faces below 0.5 are dropped)" in fields["score"]["meaning"]
         assert 0.5 <= face["score"] <= 1 and rounded([face["score"]], 4)
 
         n = int(re.match(r"(\d+) `\[x, y\]` pairs", fields["keypoints"]["type"]).group(1))
