@@ -1,0 +1,91 @@
+"""Whole photos on one thread: ms per photo at 640x480, 1280x720 and 1920x1080, beside dlib.
+
+Grace Hopper's portrait (the face about 170 px wide at 640x480, scaled with the frame) is placed
+on a gray frame of each size; ``FaceKeypointDetector(threads=1)(rgb)`` (YuNet + every pass) and
+dlib's HOG detector + 68-point predictor (upsample 0, as fast as dlib goes) read it in
+alternating rounds, the process pinned to one CPU. The detection alone is timed too. Writes
+``results/photo_speed.json``.
+
+    python bench/photo_speed.py [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import cbook  # noqa: E402
+
+from facekeypoints.image_io import load_image  # noqa: E402
+from facekeypoints.pipeline import FaceKeypointDetector  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import dlib_models  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZES = ((640, 480), (1280, 720), (1920, 1080))
+
+
+def photo(width: int, height: int) -> np.ndarray:
+    grace = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    h = int(height * 0.8)
+    face = cv2.resize(grace, (round(grace.shape[1] * h / grace.shape[0]), h), interpolation=cv2.INTER_AREA)
+    canvas = np.full((height, width, 3), 90, np.uint8)
+    y0, x0 = (height - face.shape[0]) // 2, (width - face.shape[1]) // 2
+    canvas[y0 : y0 + face.shape[0], x0 : x0 + face.shape[1]] = face
+    return canvas
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    args = ap.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    ours = FaceKeypointDetector(threads=1)
+    dlib, hog, predictor = dlib_models()
+    rows = {}
+    for w, h in SIZES:
+        rgb = photo(w, h)
+        found = {"ours": len(ours(rgb)), "dlib": len(hog(rgb, 0))}
+        t = {"ours": [], "ours, detection only": [], "dlib": []}
+        for _ in range(args.rounds):
+            s = time.perf_counter()
+            ours(rgb)
+            t["ours"].append(time.perf_counter() - s)
+            s = time.perf_counter()
+            ours.detector.detect(rgb)
+            t["ours, detection only"].append(time.perf_counter() - s)
+            s = time.perf_counter()
+            for r in hog(rgb, 0):
+                predictor(rgb, r)
+            t["dlib"].append(time.perf_counter() - s)
+        rows[f"{w}x{h}"] = {
+            "faces_found": found,
+            "ms_per_photo_median": {k: round(float(np.median(v)) * 1000, 2) for k, v in t.items()},
+        }
+        print(w, h, rows[f"{w}x{h}"], flush=True)
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, pinned to one, one thread",
+        "rounds": args.rounds,
+        "photos": rows,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "photo_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
