@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(0: one per CPU this process may use; default: 1)",
     )
     add_progress_argument(parser)
+    from ..ray_engine import add_arguments as add_ray_arguments
+
+    add_ray_arguments(parser)  # --engine ray and its options
 
 
 def _json_default(obj):
@@ -93,6 +96,11 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def record_line(record: dict) -> str:
+    """One image's record as a JSON Lines line (with its newline), as ``--jsonl`` writes it."""
+    return json.dumps({"schema": SCHEMA, **record}, default=_json_default, separators=(",", ":")) + "\n"
 
 
 def _plural(n: int) -> str:
@@ -138,6 +146,12 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
         if config.threads:
             # before the face detector's OpenMP runtime starts: N workers must not each use every core
             os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+    _DETECTOR = build_detector(config)
+    _MAX_PIXELS = config.max_pixels
+
+
+def build_detector(config: _Config):
+    """The detector ``config`` describes (also what each Ray actor of ``--engine ray`` builds once)."""
     from ..pipeline import FaceKeypointDetector
 
     detector = detector_spec(config.detector, config.min_face)
@@ -150,19 +164,27 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
     }
     if config.threads:
         kwargs["threads"] = config.threads
-    _DETECTOR = FaceKeypointDetector(**kwargs)
-    _MAX_PIXELS = config.max_pixels
+    return FaceKeypointDetector(**kwargs)
 
 
 def _process(job: tuple[str, str | None]) -> dict:
-    """One photo -> its record: ``path, width, height, faces`` or ``path, error`` (a one-line message)."""
+    """One photo -> its record (:func:`image_record` with this process's detector)."""
+    photo, picture = job
+    return image_record(_DETECTOR, photo, _MAX_PIXELS, picture)
+
+
+def image_record(detector, photo: str, max_pixels: int | None, picture: str | None = None, load=None) -> dict:
+    """One photo -> its record: ``path, width, height, faces`` or ``path, error`` (a one-line message).
+
+    ``load(photo, max_pixels)`` reads it as RGB (default :func:`~facekeypoints.image_io.load_image`);
+    ``picture``: where its annotated picture goes (None: nowhere).
+    """
     from ..errors import FaceKeypointsError
     from ..image_io import load_image
 
-    photo, picture = job
     try:
-        rgb = load_image(photo, _MAX_PIXELS)
-        faces = _DETECTOR(rgb)
+        rgb = (load or load_image)(photo, max_pixels)
+        faces = detector(rgb)
         if picture is not None:
             from ..draw import draw_faces
 
@@ -303,6 +325,10 @@ def _check_output(option: str, target: str, inputs: list[Path]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "engine", "local") == "ray":
+        from ..ray_engine import run_detect
+
+        return run_detect(args)
     from ..errors import InputError
 
     targets = {fmt: getattr(args, fmt) for fmt in FORMATS if getattr(args, fmt)}
@@ -384,9 +410,7 @@ def run(args: argparse.Namespace) -> int:
                     print(line, file=log, flush=True)
                 images.append(record)
             if "jsonl" in sinks:
-                sinks["jsonl"].write(
-                    json.dumps({"schema": SCHEMA, **record}, default=_json_default, separators=(",", ":")) + "\n"
-                )
+                sinks["jsonl"].write(record_line(record))
             if "csv" in sinks:
                 sinks["csv"].write(_csv_text(csv_rows(record)))
             if bar is not None:

@@ -1,0 +1,228 @@
+"""``detect --engine ray`` against the local engine's ``--workers 2`` on this machine: images per second.
+
+Two photo sets, read by the CLI as a user would, each command in a fresh process:
+
+- the 770 Udacity test images, extracted as they are in the zip (JPEG files);
+- the sample photos (``../shared/data/samples/*.jpg``), each copied ``--copies`` times under new
+  names so that the job is long enough to measure (three photos alone measure only start-up).
+
+Three ways to run it:
+
+- ``local --workers 2``: ``facekeypoints detect DIR --workers 2 --jsonl OUT``;
+- ``ray (starts its own)``: ``facekeypoints detect --engine ray DIR --shards OUT``, which starts a local
+  Ray on this machine's CPUs and stops it at the end (what a laptop user gets);
+- ``ray (joins a running cluster)``: the same with ``--ray-address`` of a Ray (2 CPUs) this bench started
+  beforehand and ran one small untimed job on (8 photos), as on a real cluster, where Ray and Ray Data's
+  helper actors are already up.
+
+Each is timed from the command's start to its exit (``images_per_s``); for Ray the command's own summary
+line also gives the job's rate once Ray is up (``job_images_per_s``). Every run writes to a fresh output
+folder; the best of ``--runs`` is kept, all of them are listed. The records of the two engines are compared
+(``records_equal``). What else ran on the machine is recorded (load average, busiest processes).
+
+    python bench/ray_engine.py [--data ZIP] [--samples DIR] [--copies 20] [--runs 2]
+
+Writes ``results/ray_engine.json``. Needs the ``[ray]`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SUMMARY = re.compile(
+    r"detect --engine ray: (\d+) images, (\d+) faces, (\d+) errors, ([\d.]+) images/s "
+    r"\(([\d.]+) s, (\d+) actors (\d+) % busy\)"
+)
+
+
+def busy_processes(n: int = 6) -> list[str]:
+    """The ``n`` processes using the most CPU right now (``ps``), ours included."""
+    out = subprocess.run(["ps", "-eo", "pcpu,etime,args", "--sort=-pcpu"], capture_output=True, text=True).stdout
+    return [" ".join(line.split())[:140] for line in out.splitlines()[1 : n + 1]]
+
+
+def extract_udacity(zip_path: Path, folder: Path) -> int:
+    folder.mkdir(parents=True)
+    n = 0
+    with zipfile.ZipFile(zip_path) as z:
+        for name in z.namelist():
+            if name.startswith("test/") and not name.endswith("/"):
+                (folder / Path(name).name).write_bytes(z.read(name))
+                n += 1
+    return n
+
+
+def copy_samples(samples: Path, folder: Path, copies: int) -> int:
+    folder.mkdir(parents=True)
+    photos = sorted(samples.glob("*.jpg"))
+    for photo in photos:
+        for i in range(copies):
+            shutil.copy(photo, folder / f"{photo.stem}_{i:02d}.jpg")
+    return len(photos) * copies
+
+
+def records_from_jsonl(path: Path) -> dict[str, dict]:
+    return {r["path"]: r for r in map(json.loads, path.read_text().splitlines())} if path.exists() else {}
+
+
+def run_local(folder: Path, out: Path) -> dict:
+    jsonl = out / "local.jsonl"
+    cmd = [sys.executable, "-m", "facekeypoints", "detect", str(folder), "--workers", "2"]
+    t = time.perf_counter()
+    res = subprocess.run([*cmd, "--jsonl", str(jsonl), "--no-progress"], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    records = records_from_jsonl(jsonl)
+    return {
+        "exit_code": res.returncode,
+        "images": len(records),
+        "faces": sum(len(r.get("faces", [])) for r in records.values()),
+        "errors": sum("error" in r for r in records.values()),
+        "seconds": round(wall, 2),
+        "images_per_s": round(len(records) / wall, 1),
+        "_records": records,
+    }
+
+
+def run_ray(folder: Path, out: Path, address: str | None) -> dict:
+    from facekeypoints.ray_engine import read_shards
+
+    shards = out / "shards"
+    cmd = [sys.executable, "-m", "facekeypoints", "detect", "--engine", "ray", str(folder), "--shards", str(shards)]
+    if address:
+        cmd += ["--ray-address", address]
+    t = time.perf_counter()
+    res = subprocess.run([*cmd, "--no-progress"], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    m = SUMMARY.search(res.stdout)
+    records = {r["path"]: r for r in read_shards(str(shards))} if shards.exists() else {}
+    row = {
+        "exit_code": res.returncode,
+        "images": len(records),
+        "faces": sum(len(r.get("faces", [])) for r in records.values()),
+        "errors": sum("error" in r for r in records.values()),
+        "seconds": round(wall, 2),
+        "images_per_s": round(len(records) / wall, 1),
+        "job_seconds": float(m.group(5)) if m else None,
+        "job_images_per_s": float(m.group(4)) if m else None,
+        "actors": int(m.group(6)) if m else None,
+        "actors_busy_percent": int(m.group(7)) if m else None,
+        "_records": records,
+    }
+    if not m:
+        row["stderr_tail"] = res.stderr[-800:]
+    return row
+
+
+def best(runs: list[dict]) -> dict:
+    return min(runs, key=lambda r: r["seconds"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(SHARED / "train-test-data.zip"), help="the Udacity zip")
+    ap.add_argument("--samples", default=str(SHARED / "samples"), help="folder of sample photos (*.jpg)")
+    ap.add_argument("--copies", type=int, default=20, help="copies of each sample photo")
+    ap.add_argument("--runs", type=int, default=2, help="runs of each command (the best is kept)")
+    ap.add_argument("--out", default=str(RESULTS / "ray_engine.json"))
+    ap.add_argument("--note", default="", help="free text stored with the results (e.g. what else ran)")
+    args = ap.parse_args(argv)
+
+    import ray
+
+    from facekeypoints.cpus import available_cpus
+
+    load_before = os.getloadavg()
+    busy_before = busy_processes()
+    sets: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folders = {
+            "udacity_test": (tmp / "udacity", extract_udacity(Path(args.data), tmp / "udacity")),
+            "samples": (tmp / "samples", copy_samples(Path(args.samples), tmp / "samples", args.copies)),
+        }
+        warmup = tmp / "warmup"
+        warmup.mkdir()
+        for photo in sorted(folders["udacity_test"][0].iterdir())[:8]:
+            shutil.copy(photo, warmup / photo.name)
+        for name, (folder, n) in folders.items():
+            ways = ("local --workers 2", "ray (starts its own)", "ray (joins a running cluster)")
+            runs: dict[str, list[dict]] = {way: [] for way in ways}
+            for k in range(args.runs):
+                for i, way in enumerate(ways):
+                    out = tmp / f"{name}-{k}-{i}"
+                    out.mkdir()
+                    if i == 0:
+                        row = run_local(folder, out)
+                    elif i == 1:
+                        row = run_ray(folder, out, None)
+                    else:  # a Ray with 2 CPUs started here (only for these runs), joined by the command
+                        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+                        try:
+                            address = ray.get_runtime_context().gcs_address
+                            # a first, untimed job, as a running cluster has had: Ray Data's own helper
+                            # actors (stats, autoscaling coordinator) start with the first job on a cluster
+                            run_ray(warmup, out / "warmup", address)
+                            row = run_ray(folder, out, address)
+                        finally:
+                            ray.shutdown()
+                    runs[way].append(row)
+                    print(name, way, {k2: v for k2, v in row.items() if not k2.startswith("_")}, flush=True)
+                    shutil.rmtree(out)
+            local = best(runs[ways[0]])
+            entry: dict = {"images": n, "ways": {}}
+            for way, rows in runs.items():
+                b = best(rows)
+                entry["ways"][way] = {
+                    **{k2: v for k2, v in b.items() if not k2.startswith("_")},
+                    "all_runs_seconds": [r["seconds"] for r in rows],
+                }
+                if way != ways[0]:
+                    entry["ways"][way]["ratio_to_local"] = round(b["images_per_s"] / local["images_per_s"], 3)
+                    if b.get("job_images_per_s"):
+                        entry["ways"][way]["job_ratio_to_local"] = round(
+                            b["job_images_per_s"] / local["images_per_s"], 3
+                        )
+                    entry["ways"][way]["records_equal_local"] = b["_records"] == local["_records"]
+            sets[name] = entry
+
+    result = {
+        "bench": "bench/ray_engine.py",
+        "what": "images/s of facekeypoints detect --engine ray against the local engine's --workers 2, "
+        "each command timed from its start to its exit in a fresh process (model loads and Ray's start "
+        "included); job_images_per_s: the Ray job's own rate once Ray is up, from its summary line",
+        "sets": sets,
+        "sample_copies": args.copies,
+        "runs": args.runs,
+        "machine": {
+            "cpus_available": available_cpus(),
+            "python": platform.python_version(),
+            "ray": ray.__version__,
+            "platform": platform.platform(),
+        },
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "busiest_processes_before": busy_before,
+        "note": args.note,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
