@@ -99,3 +99,28 @@ def test_align_writes_further_faces_beside_a_picture_name(tmp_path, capsys):
     assert cli.main(["align", str(photo), "--out", str(out)]) == 0
     assert out.is_file() and (tmp_path / "face_1.png").is_file()
     assert "2 faces" in capsys.readouterr().out
+
+
+def test_detect_reads_one_image_from_standard_input_and_caps_faces(tmp_path):
+    """``detect -`` reads the image piped in; ``--max-faces N`` keeps the N largest faces."""
+    import json
+    import subprocess
+    import sys
+
+    rgb = cv2.imread(str(GRACE))
+    small = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2))
+    two = np.zeros((rgb.shape[0], rgb.shape[1] + small.shape[1], 3), np.uint8)
+    two[:, : rgb.shape[1]] = rgb
+    two[: small.shape[0], rgb.shape[1] :] = small
+    ok, png = cv2.imencode(".png", two)
+    cmd = [sys.executable, "-m", "facekeypoints", "detect", "-", "--format", "jsonl"]
+    res = subprocess.run(cmd, input=png.tobytes(), capture_output=True, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    record = json.loads(res.stdout.decode().strip().splitlines()[-1])
+    assert record["path"] == "-" and len(record["faces"]) == 2
+    res = subprocess.run(cmd + ["--max-faces", "1"], input=png.tobytes(), capture_output=True, timeout=120)
+    faces = json.loads(res.stdout.decode().strip().splitlines()[-1])["faces"]
+    assert len(faces) == 1 and faces[0]["box"][0] < rgb.shape[1]  # the large face
+    res = subprocess.run(cmd, input=b"", capture_output=True, timeout=120)
+    err = res.stderr.decode().strip().splitlines()
+    assert res.returncode == 2 and len(err) == 1 and "standard input is empty" in err[0]

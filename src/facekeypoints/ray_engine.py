@@ -582,6 +582,8 @@ def _check_options(args: argparse.Namespace) -> None:
     from .detectors import available_detectors
 
     local_only = [f"--{o}" for o in ("json", "jsonl", "csv", "format", "out") if getattr(args, o, None)]
+    if "-" in getattr(args, "photos", []):
+        local_only.append("'-' (standard input)")
     if local_only:
         raise InputError(
             f"{', '.join(local_only)}: local engine only; --engine ray writes JSON Lines and Parquet to --shards DIR"
@@ -616,6 +618,7 @@ def run_detect(args: argparse.Namespace) -> int:
         not args.no_flip,
         args.convention,
         max_pixels(args),
+        getattr(args, "max_faces", None),
     )
     build_detector(config)  # a bad --model or detector fails here, in one line, before any cluster work
     files, problems = expand_inputs(args.photos)

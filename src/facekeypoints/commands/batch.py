@@ -88,7 +88,7 @@ def picture_targets(files: list[str], out: str | os.PathLike, label: str) -> lis
     used: set[str] = set()
     paths = []
     for f in files:
-        stem = Path(f).stem or "image"
+        stem = "stdin" if f == "-" else (Path(f).stem or "image")
         name, k = f"{stem}_{label}.png", 2
         while name in used:  # two inputs with the same stem from different folders
             name, k = f"{stem}_{k}_{label}.png", k + 1

@@ -57,7 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..detectors import DEFAULT_DETECTOR
 
     parser.add_argument(
-        "photos", nargs="+", metavar="PATH", help="image files (JPEG, PNG, ...) and folders (searched recursively)"
+        "photos",
+        nargs="+",
+        metavar="PATH",
+        help="image files (JPEG, PNG, ...) and folders (searched recursively); '-' reads one image from standard input",
+    )
+    parser.add_argument(
+        "--max-faces", type=int, default=None, metavar="N", help="report at most N faces per photo, the largest first"
     )
     parser.add_argument(
         "--format", choices=FORMATS, default=None, help="write the results to stdout in this format (log to stderr)"
@@ -130,15 +136,19 @@ class _Config:
     flip: bool = True
     convention: str = "ibug"
     max_pixels: int | None = None
+    max_faces: int | None = None
+    #: where the photo read from standard input (the input "-") was saved, for every worker
+    stdin_file: str | None = None
 
 
 _DETECTOR: Any = None
 _MAX_PIXELS: int | None = None
+_STDIN_FILE: str | None = None
 
 
 def _init_worker(config: _Config, in_pool: bool = False) -> None:
     """Build this process's detector (in a pool's worker, or once in the main process)."""
-    global _DETECTOR, _MAX_PIXELS
+    global _DETECTOR, _MAX_PIXELS, _STDIN_FILE
     if in_pool:
         import signal
 
@@ -148,6 +158,25 @@ def _init_worker(config: _Config, in_pool: bool = False) -> None:
             os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
     _DETECTOR = build_detector(config)
     _MAX_PIXELS = config.max_pixels
+    _STDIN_FILE = config.stdin_file
+
+
+def _save_stdin() -> str:
+    """Standard input's bytes (one image) saved to a temporary file, removed at exit."""
+    import atexit
+    import shutil
+
+    from ..errors import InputError
+
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise InputError("-: standard input is empty (pipe an image into 'facekeypoints detect -')")
+    folder = tempfile.mkdtemp(prefix="facekeypoints-stdin-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = os.path.join(folder, "stdin")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
 
 
 def build_detector(config: _Config):
@@ -164,12 +193,21 @@ def build_detector(config: _Config):
     }
     if config.threads:
         kwargs["threads"] = config.threads
+    if config.max_faces:
+        kwargs["max_faces"] = config.max_faces
     return FaceKeypointDetector(**kwargs)
 
 
 def _process(job: tuple[str, str | None]) -> dict:
     """One photo -> its record (:func:`image_record` with this process's detector)."""
     photo, picture = job
+    if photo == "-" and _STDIN_FILE is not None:  # standard input, saved once by the main process
+        from ..image_io import load_image
+
+        def load(_, limit):
+            return load_image(_STDIN_FILE, limit)
+
+        return image_record(_DETECTOR, photo, _MAX_PIXELS, picture, load=load)
     return image_record(_DETECTOR, photo, _MAX_PIXELS, picture)
 
 
@@ -344,6 +382,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown face detector {args.detector!r}; valid names: {', '.join(available_detectors())}")
     check_min_face(args.min_face)
     limit = max_pixels(args)
+    if args.max_faces is not None and args.max_faces < 1:
+        raise InputError(f"--max-faces must be 1 or more, got {args.max_faces}")
+    if args.photos.count("-") > 1:
+        raise InputError("standard input ('-') can be read only once")
+    stdin_file = _save_stdin() if "-" in args.photos else None
     if args.workers < 0:
         raise InputError(f"--workers must be 0 (one per CPU) or more, got {args.workers}")
     workers = args.workers or available_cpus()
@@ -380,7 +423,16 @@ def run(args: argparse.Namespace) -> int:
     workers = max(1, min(workers, len(jobs)))
     threads = max(1, available_cpus() // workers) if workers > 1 else None  # workers x threads <= CPUs
     config = _Config(
-        args.model, args.detector, not args.no_refine, threads, args.min_face, not args.no_flip, args.convention, limit
+        args.model,
+        args.detector,
+        not args.no_refine,
+        threads,
+        args.min_face,
+        not args.no_flip,
+        args.convention,
+        limit,
+        args.max_faces,
+        stdin_file,
     )
     sinks: dict[str, _Sink] = {}
     images: list[dict] = []
