@@ -8,7 +8,6 @@ recursively, as by ``detect`` (:mod:`facekeypoints.commands.batch`).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from . import add_detector_arguments, add_max_megapixels_argument, detector_from_args, max_pixels
@@ -53,11 +52,11 @@ def _stems(photos: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..align import align_face
-    from ..errors import FaceKeypointsError, InputError
+    from ..errors import InputError
     from ..image_io import load_image
-    from ..outputs import name_file, same_file, save_image
+    from ..outputs import same_file, save_image
     from ..pipeline import FaceKeypointDetector
-    from .batch import expand_inputs, out_is_one_picture, plural, progress_bar, say, summary
+    from .batch import expand_inputs, out_is_one_picture, plural, run_each
 
     if not 8 <= args.size <= 4096:
         raise InputError(f"--size must be between 8 and 4096 pixels, got {args.size}")
@@ -68,40 +67,24 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in files]
     detector = FaceKeypointDetector(model=args.model, detector=detector_from_args(args))
 
-    failures: list[str] = []
-    for msg in problems:
-        failures.append(msg)
-        print(f"facekeypoints: error: {msg}", file=sys.stderr, flush=True)
-    bar = progress_bar(len(files), args.progress, "align")
-    try:
-        for photo, stem in zip(files, _stems(files)):
-            written = []
-            try:
-                rgb = load_image(photo, limit)
-                faces = detector(rgb)
-                for i, face in enumerate(faces):
-                    if one_picture:
-                        path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-                    else:
-                        path = out / f"{stem}_face{i}.png"
-                    if any(same_file(path, p) for p in inputs):
-                        raise InputError(f"{path}: is an input photo; refusing to overwrite it")
-                    save_image(path, align_face(rgb, face.keypoints, args.size))
-                    written.append(path)
-            except FaceKeypointsError as exc:
-                msg = name_file(str(exc), photo)
-                failures.append(msg)
-                say(f"facekeypoints: error: {msg}", bar, sys.stderr)
+    stems = _stems(files)
+
+    def work(i: int, photo: str) -> str:
+        rgb = load_image(photo, limit)
+        written = []
+        for k, face in enumerate(detector(rgb)):
+            if one_picture:
+                path = out if k == 0 else out.with_name(f"{out.stem}_{k}{out.suffix}")
             else:
-                n = len(written)
-                line = f"{photo}: {plural(n)}"
-                if written:
-                    line += " -> " + (str(written[0]) if n == 1 else f"{written[0]} ... {written[-1]}")
-                say(line, bar)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    summary(failures, len(files) + len(problems))
-    return 1 if failures else 0
+                path = out / f"{stems[i]}_face{k}.png"
+            if any(same_file(path, p) for p in inputs):
+                raise InputError(f"{path}: is an input photo; refusing to overwrite it")
+            save_image(path, align_face(rgb, face.keypoints, args.size))
+            written.append(path)
+        n = len(written)
+        line = f"{photo}: {plural(n)}"
+        if written:
+            line += " -> " + (str(written[0]) if n == 1 else f"{written[0]} ... {written[-1]}")
+        return line
+
+    return run_each(files, problems, "align", args.progress, work)

@@ -125,5 +125,37 @@ def summary(failures: list[str], n_inputs: int) -> None:
             print(f"  {msg}", file=sys.stderr)
 
 
+def run_each(files: list[str], problems: list[str], verb: str, progress: bool | None, work) -> int:
+    """Run ``work(index, path) -> line`` on every input, printing its line (or its one-line error:
+    a :class:`~facekeypoints.errors.FaceKeypointsError` is that input's failure, the rest go on)
+    under a progress bar, then the summary; ``problems`` are inputs that already failed. Returns
+    the exit status: 1 when some input failed, else 0."""
+    from ..errors import FaceKeypointsError
+    from ..outputs import name_file
+
+    failures: list[str] = []
+    for msg in problems:
+        failures.append(msg)
+        print(f"facekeypoints: error: {msg}", file=sys.stderr, flush=True)
+    bar = progress_bar(len(files), progress, verb)
+    try:
+        for i, path in enumerate(files):
+            try:
+                line = work(i, path)
+            except FaceKeypointsError as exc:
+                msg = name_file(str(exc), path)
+                failures.append(msg)
+                say(f"facekeypoints: error: {msg}", bar, sys.stderr)
+            else:
+                say(line, bar)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary(failures, len(files) + len(problems))
+    return 1 if failures else 0
+
+
 def plural(n: int, word: str = "face") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"

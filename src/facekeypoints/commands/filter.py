@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 from . import add_detector_arguments, add_max_megapixels_argument, add_pass_arguments, detector_from_args, max_pixels
@@ -51,11 +50,11 @@ def _label(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from .. import filters
-    from ..errors import FaceKeypointsError, InputError
+    from ..errors import InputError
     from ..image_io import load_image
-    from ..outputs import name_file, same_file, save_image
+    from ..outputs import same_file, save_image
     from ..pipeline import FaceKeypointDetector
-    from .batch import expand_inputs, picture_targets, plural, progress_bar, say, summary
+    from .batch import expand_inputs, picture_targets, plural, run_each
 
     flt = filters.load_for_cli(Path(args.spec) if args.spec else args.filter)
     limit = max_pixels(args)
@@ -70,29 +69,14 @@ def run(args: argparse.Namespace) -> int:
         detector=detector_from_args(args),
         convention=args.convention,
     )
-    failures: list[str] = []
-    for msg in problems:
-        failures.append(msg)
-        print(f"facekeypoints: error: {msg}", file=sys.stderr, flush=True)
-    bar = progress_bar(len(files), args.progress, "filter")
-    try:
-        for image, out in zip(files, outputs):
-            try:
-                if any(same_file(out, p) for p in inputs):
-                    raise InputError(f"{out}: is an input picture; refusing to overwrite it")
-                rgb = load_image(image, limit)
-                faces = detector(rgb)
-                save_image(out, flt(rgb, faces))
-            except FaceKeypointsError as exc:
-                msg = name_file(str(exc), image)
-                failures.append(msg)
-                say(f"facekeypoints: error: {msg}", bar, sys.stderr)
-            else:
-                say(f"{image}: {plural(len(faces))} -> {out}", bar)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    summary(failures, len(files) + len(problems))
-    return 1 if failures else 0
+
+    def work(i: int, image: str) -> str:
+        out = outputs[i]
+        if any(same_file(out, p) for p in inputs):
+            raise InputError(f"{out}: is an input picture; refusing to overwrite it")
+        rgb = load_image(image, limit)
+        faces = detector(rgb)
+        save_image(out, flt(rgb, faces))
+        return f"{image}: {plural(len(faces))} -> {out}"
+
+    return run_each(files, problems, "filter", args.progress, work)
