@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "pass_policy.json"))
     args = ap.parse_args(argv)
 
-    known = {f.name for f in fields(TrainConfig)}
-    saved = json.loads((Path(args.run) / "config.json").read_text())
-    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    cfg = TrainConfig.from_saved(json.loads((Path(args.run) / "config.json").read_text()))
     det = FaceKeypointDetector(args.model, threads=1, convention="ibug")
     model = det.model
     rule, size = model.crop_rule, model.input_size

@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 import zlib
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "quality_calibration.json"))
     args = ap.parse_args(argv)
 
-    known = {f.name for f in fields(TrainConfig)}
-    saved = json.loads((Path(args.run) / "config.json").read_text())
-    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    cfg = TrainConfig.from_saved(json.loads((Path(args.run) / "config.json").read_text()))
     val = [(src.kind, s) for src, _, v in load_sources(cfg) for s in v]
     det = FaceKeypointDetector(args.model, threads=1)
     rng = np.random.default_rng(0)

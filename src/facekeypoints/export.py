@@ -145,7 +145,6 @@ def _mirror_table(model, ckpt: dict, data: str | None) -> list | None:
     """The model's mirror offset as 68 [dx, dy] lists (crop pixels), or None when the run's
     training faces cannot be read (a warning on stderr says so)."""
     import sys
-    from dataclasses import fields
 
     from .errors import FaceKeypointsError
     from .geometry import CropRule
@@ -153,8 +152,7 @@ def _mirror_table(model, ckpt: dict, data: str | None) -> list | None:
     from .training.data import load_sources
     from .training.mirror import mirror_offset
 
-    known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in ckpt.get("config", {}).items() if k in known})
+    cfg = TrainConfig.from_saved(ckpt.get("config", {}))
     if data is not None:
         cfg.data = [data]
     try:

@@ -34,7 +34,7 @@ from . import (
     detector_spec,
     max_pixels,
 )
-from .batch import add_progress_argument, expand_inputs, picture_targets, progress_bar
+from .batch import add_progress_argument, expand_inputs, picture_targets, plural, progress_bar, say, summary
 
 HELP = "find faces and their 68 landmarks in photos (annotated pictures, JSON, JSON Lines, CSV)"
 
@@ -107,10 +107,6 @@ def _json_default(obj):
 def record_line(record: dict) -> str:
     """One image's record as a JSON Lines line (with its newline), as ``--jsonl`` writes it."""
     return json.dumps({"schema": SCHEMA, **record}, default=_json_default, separators=(",", ":")) + "\n"
-
-
-def _plural(n: int) -> str:
-    return f"{n} face" if n == 1 else f"{n} faces"
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -404,11 +400,7 @@ def run(args: argparse.Namespace) -> int:
 
     def report(msg: str, bar) -> None:
         failures.append(msg)
-        line = f"facekeypoints: error: {msg}"
-        if bar is not None:
-            bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr, flush=True)
+        say(f"facekeypoints: error: {msg}", bar, sys.stderr)
 
     for msg in problems:
         report(msg, None)
@@ -453,13 +445,10 @@ def run(args: argparse.Namespace) -> int:
                 report(record["error"], bar)
                 errors.append(record)
             else:
-                line = f"{photo}: {_plural(len(record['faces']))}"
+                line = f"{photo}: {plural(len(record['faces']))}"
                 if picture is not None:
                     line += f" -> {picture}"
-                if bar is not None:
-                    bar.write(line, file=log)
-                else:
-                    print(line, file=log, flush=True)
+                say(line, bar, log)
                 images.append(record)
             if "jsonl" in sinks:
                 sinks["jsonl"].write(record_line(record))
@@ -485,8 +474,5 @@ def run(args: argparse.Namespace) -> int:
             sink.abort()
         raise
 
-    if failures and len(files) + len(problems) > 1:
-        print(f"facekeypoints: {len(failures)} of {len(files) + len(problems)} inputs failed:", file=sys.stderr)
-        for msg in failures:
-            print(f"  {msg}", file=sys.stderr)
+    summary(failures, len(files) + len(problems))
     return 1 if failures else 0

@@ -78,6 +78,13 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_saved(cls, values: dict) -> TrainConfig:
+        """The settings a run saved (its ``config.json``, or a checkpoint's ``config``); keys this
+        version does not have (``world_size``, settings since removed) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
     def finishing_epochs(self) -> int:
         """How many of the last epochs are finishing ones: ``finish_epochs``, at most half of ``epochs``
         (so a short trial run is not all finishing phase)."""
