@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,9 @@ from pathlib import Path
 from facekeypoints.cpus import available_cpus
 from facekeypoints.data import UdacityDataset
 from facekeypoints.outputs import save_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ray_engine import run_local  # noqa: E402  (bench/ray_engine.py: the same timed local command)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,24 +41,8 @@ def main(argv=None) -> int:
         for s in samples:
             save_image(folder / f"{Path(s.name).stem}.png", s.image)
         for workers in (1, 2):
-            out = Path(tmp) / f"w{workers}.jsonl"
-            t = time.perf_counter()
-            res = subprocess.run(
-                [sys.executable, "-m", "facekeypoints", "detect", str(folder), "--workers", str(workers)]
-                + ["--jsonl", str(out), "--no-progress"],
-                capture_output=True,
-                text=True,
-            )
-            wall = time.perf_counter() - t
-            records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-            rows[str(workers)] = {
-                "exit_code": res.returncode,
-                "images": len(records),
-                "faces": sum(len(r.get("faces", [])) for r in records),
-                "errors": sum("error" in r for r in records),
-                "seconds": round(wall, 2),
-                "images_per_s": round(len(records) / wall, 1),
-            }
+            row = run_local(folder, Path(tmp) / f"w{workers}", workers)
+            rows[str(workers)] = {k: v for k, v in row.items() if not k.startswith("_")}
             print(workers, rows[str(workers)], flush=True)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({available_cpus()} available to the process)",

@@ -23,12 +23,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from facekeypoints.data.pts import PtsDataset  # noqa: E402
-from facekeypoints.geometry import keypoint_box  # noqa: E402
 from facekeypoints.pipeline import FaceKeypointDetector  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import dlib_models  # noqa: E402
+from timing import ms_per_face, true_box_faces  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,8 +41,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    samples = PtsDataset(args.data).load()[:: max(1, len(PtsDataset(args.data)) // args.faces)][: args.faces]
-    jobs = [(s.image, keypoint_box(s.keypoints)[None]) for s in samples]
+    jobs = true_box_faces(args.data, args.faces)
     variants = {
         "default (threads=1)": FaceKeypointDetector(args.model, threads=1),
         "no rescue": FaceKeypointDetector(args.model, threads=1, rescue=False),
@@ -59,14 +57,10 @@ def main(argv=None) -> int:
 
     timings: dict[str, list[float]] = {k: [] for k in [*variants, "dlib predictor"]}
     for det in variants.values():  # warm-up
-        for img, b in jobs[:10]:
-            det.keypoints(img, b, box="landmarks")
+        ms_per_face(det, jobs[:10])
     for _ in range(args.rounds):
         for name, det in variants.items():
-            t = time.perf_counter()
-            for img, b in jobs:
-                det.keypoints(img, b, box="landmarks")
-            timings[name].append((time.perf_counter() - t) / len(jobs) * 1000)
+            timings[name].append(ms_per_face(det, jobs))
         t = time.perf_counter()
         run_dlib()
         timings["dlib predictor"].append((time.perf_counter() - t) / len(jobs) * 1000)

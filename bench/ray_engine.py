@@ -78,13 +78,8 @@ def records_from_jsonl(path: Path) -> dict[str, dict]:
     return {r["path"]: r for r in map(json.loads, path.read_text().splitlines())} if path.exists() else {}
 
 
-def run_local(folder: Path, out: Path) -> dict:
-    jsonl = out / "local.jsonl"
-    cmd = [sys.executable, "-m", "facekeypoints", "detect", str(folder), "--workers", "2"]
-    t = time.perf_counter()
-    res = subprocess.run([*cmd, "--jsonl", str(jsonl), "--no-progress"], capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    records = records_from_jsonl(jsonl)
+def _row(res: subprocess.CompletedProcess, wall: float, records: dict[str, dict]) -> dict:
+    """One timed command's figures; ``_records`` (path -> record) is kept for comparisons, not written."""
     return {
         "exit_code": res.returncode,
         "images": len(records),
@@ -94,6 +89,16 @@ def run_local(folder: Path, out: Path) -> dict:
         "images_per_s": round(len(records) / wall, 1),
         "_records": records,
     }
+
+
+def run_local(folder: Path, out: Path, workers: int = 2) -> dict:
+    """``facekeypoints detect FOLDER --workers N --jsonl``, timed from start to exit in a fresh process."""
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "local.jsonl"
+    cmd = [sys.executable, "-m", "facekeypoints", "detect", str(folder), "--workers", str(workers)]
+    t = time.perf_counter()
+    res = subprocess.run([*cmd, "--jsonl", str(jsonl), "--no-progress"], capture_output=True, text=True)
+    return _row(res, time.perf_counter() - t, records_from_jsonl(jsonl))
 
 
 def run_ray(folder: Path, out: Path, address: str | None) -> dict:
@@ -109,17 +114,11 @@ def run_ray(folder: Path, out: Path, address: str | None) -> dict:
     m = SUMMARY.search(res.stdout)
     records = {r["path"]: r for r in read_shards(str(shards))} if shards.exists() else {}
     row = {
-        "exit_code": res.returncode,
-        "images": len(records),
-        "faces": sum(len(r.get("faces", [])) for r in records.values()),
-        "errors": sum("error" in r for r in records.values()),
-        "seconds": round(wall, 2),
-        "images_per_s": round(len(records) / wall, 1),
+        **_row(res, wall, records),
         "job_seconds": float(m.group(5)) if m else None,
         "job_images_per_s": float(m.group(4)) if m else None,
         "actors": int(m.group(6)) if m else None,
         "actors_busy_percent": int(m.group(7)) if m else None,
-        "_records": records,
     }
     if not m:
         row["stderr_tail"] = res.stderr[-800:]

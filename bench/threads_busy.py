@@ -21,14 +21,16 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from facekeypoints.cpus import available_cpus
-from facekeypoints.data.pts import PtsDataset
-from facekeypoints.geometry import keypoint_box
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import ms_per_face, true_box_faces  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,20 +48,14 @@ def _measure(args, pin: bool, queue) -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     from facekeypoints.pipeline import FaceKeypointDetector
 
-    ds = PtsDataset(args.data)
-    samples = ds.load()[:: max(1, len(ds) // args.faces)][: args.faces]
-    jobs = [(s.image, keypoint_box(s.keypoints)[None]) for s in samples]
+    jobs = true_box_faces(args.data, args.faces)
     variants = {"default": FaceKeypointDetector(), "threads=1": FaceKeypointDetector(threads=1)}
     for det in variants.values():
-        for img, b in jobs[:10]:
-            det.keypoints(img, b, box="landmarks")
+        ms_per_face(det, jobs[:10])
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.rounds):
         for name, det in variants.items():
-            t = time.perf_counter()
-            for img, b in jobs:
-                det.keypoints(img, b, box="landmarks")
-            times[name].append((time.perf_counter() - t) / len(jobs) * 1000)
+            times[name].append(ms_per_face(det, jobs))
     queue.put(
         {
             "threads": {k: d.model.threads for k, d in variants.items()},

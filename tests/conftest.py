@@ -14,3 +14,15 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "train-test-data.zip").is_file():
         pytest.skip(f"real data not present at {SHARED_DATA} (only on the development machine)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The web service's engine (the shared model, 2 worker threads), one per test module; the
+    server test modules skip themselves first where the [serve] extra is missing."""
+    from facekeypoints.server.app import Engine
+    from facekeypoints.server.limits import ServerConfig
+
+    eng = Engine(ServerConfig(threads=2))
+    yield eng
+    eng.close()

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_readme import _SKIP, _write_placeholders, readme_blocks
+from test_readme import readme_blocks, run_block
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -37,15 +37,7 @@ def test_the_pages_have_python_blocks():
 
 @pytest.mark.parametrize("page,line,source", _BLOCKS, ids=[f"{p.name}:{line}" for p, line, _ in _BLOCKS])
 def test_docs_python_block_runs(page, line, source, tmp_path, monkeypatch):
-    where = f"docs/{page.name}:{line}"
-    marker = _SKIP.search(source)
-    if marker:
-        reason = (marker.group("reason") or "").strip()
-        assert reason, f"{where}: '# test: skip' needs a reason in parentheses"
-        pytest.skip(f"{where}: {reason}")
-    _write_placeholders(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    exec(compile(source, where, "exec"), {"__name__": "__docs__"})  # a fresh namespace per block
+    run_block(source, f"docs/{page.name}:{line}", tmp_path, monkeypatch, "__docs__")
 
 
 def test_every_page_is_in_the_navigation():

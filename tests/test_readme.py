@@ -68,6 +68,20 @@ def _write_placeholders(folder: Path) -> None:
     (folder / "my_overlay.json").write_text(json.dumps(spec))
 
 
+def run_block(source: str, where: str, folder: Path, monkeypatch, name: str) -> None:
+    """Run one block as a reader would: skipped only by its own ``# test: skip (reason)`` marker,
+    else in ``folder`` (made the working folder, the placeholders written there), in a fresh
+    namespace called ``name``; ``where`` (``FILE:LINE``) names it in skips and tracebacks."""
+    marker = _SKIP.search(source)
+    if marker:
+        reason = (marker.group("reason") or "").strip()
+        assert reason, f"{where}: '# test: skip' needs a reason in parentheses"
+        pytest.skip(f"{where}: {reason}")
+    _write_placeholders(folder)
+    monkeypatch.chdir(folder)
+    exec(compile(source, where, "exec"), {"__name__": name})
+
+
 _BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
 
 
@@ -79,15 +93,7 @@ def test_the_readme_has_python_blocks_and_they_are_found():
 
 @pytest.mark.parametrize("line,source", _BLOCKS, ids=[f"README.md:{line}" for line, _ in _BLOCKS])
 def test_readme_python_block_runs(line, source, tmp_path, monkeypatch):
-    marker = _SKIP.search(source)
-    if marker:
-        reason = (marker.group("reason") or "").strip()
-        assert reason, f"README.md:{line}: '# test: skip' needs a reason in parentheses"
-        pytest.skip(f"README.md:{line}: {reason}")
-    _write_placeholders(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    code = compile(source, f"README.md:{line}", "exec")
-    exec(code, {"__name__": "__readme__"})  # a fresh namespace per block
+    run_block(source, f"README.md:{line}", tmp_path, monkeypatch, "__readme__")
 
 
 _FILE_SUFFIXES = {"png", "jpg", "json", "jsonl", "onnx", "csv", "mp4", "npz", "py"}

@@ -94,13 +94,6 @@ def bmp_header(width: int, height: int) -> bytes:
 # --- the app ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    eng = Engine(ServerConfig(threads=2))
-    yield eng
-    eng.close()
-
-
 def make_client(engine: Engine, **config):
     """A TestClient on an app with ``config`` (the model is shared; limits and timeouts are the new ones)."""
     from fastapi.testclient import TestClient

@@ -26,9 +26,6 @@ httpx = pytest.importorskip("httpx", reason="httpx (dev extra) is not installed"
 from test_server import _encode  # noqa: E402
 from test_server_edges import live_server  # noqa: E402
 
-from facekeypoints.server.app import Engine  # noqa: E402
-from facekeypoints.server.limits import ServerConfig  # noqa: E402
-
 CHROMIUM = os.environ.get("FACEKEYPOINTS_CHROMIUM", "/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None, reason=f"Debian's chromium is not installed at {CHROMIUM}"
@@ -150,13 +147,6 @@ class Browser:
         """Every request the page made so far: url, method and headers."""
         self.call("Runtime.evaluate", session=True, expression="0")  # collect the events that came before
         return [e["params"]["request"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    eng = Engine(ServerConfig(threads=2))
-    yield eng
-    eng.close()
 
 
 @pytest.fixture(scope="module")

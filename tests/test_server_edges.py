@@ -34,13 +34,6 @@ from facekeypoints.server.protocol import uvicorn_options  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def engine() -> Engine:
-    eng = Engine(ServerConfig(threads=2))
-    yield eng
-    eng.close()
-
-
-@pytest.fixture(scope="module")
 def small_picture() -> bytes:
     return _encode(np.full((120, 160, 3), 128, np.uint8), ".png")
 
