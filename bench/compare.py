@@ -56,7 +56,10 @@ class DlibLandmarker:
         s = self.predictor(rgb, self._rect(box))
         return np.array([[p.x, p.y] for p in s.parts()], np.float32)
 
-    def keypoints(self, rgb, boxes):
+    def keypoints(self, rgb, boxes, box: str = "landmarks"):
+        # boxes are tight keypoint boxes (evaluate_dataset's "gt" protocol passes box="landmarks")
+        if box != "landmarks":
+            raise ValueError(f"DlibLandmarker takes keypoint boxes only, got box={box!r}")
         # invert the calibration: keypoint box -> the box dlib's predictor was trained on
         out = []
         for b in np.asarray(boxes, np.float64).reshape(-1, 4):

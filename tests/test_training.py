@@ -360,10 +360,10 @@ def test_train_help_says_what_every_flag_does(capsys):
 
 
 def test_the_finishing_phase_is_at_most_half_the_run():
-    """``--epochs 2`` with the default 28 finishing epochs used to make every epoch a finishing one."""
+    """``--epochs 2`` with the default 24 finishing epochs used to make every epoch a finishing one."""
     from facekeypoints.training.data import augment_config
 
-    assert TrainConfig().finishing_epochs() == 28  # a full run keeps its recipe
+    assert TrainConfig().finishing_epochs() == 24  # a full run keeps its recipe
     assert [TrainConfig(epochs=e).finishing_epochs() for e in (1, 2, 5)] == [0, 1, 2]
     cfg = TrainConfig(epochs=2, rotate_deg=20.0, finish_rotate_deg=2.0)
     assert [augment_config(cfg, e).rotate_deg for e in range(2)] == [20.0, 2.0]
@@ -372,4 +372,4 @@ def test_the_finishing_phase_is_at_most_half_the_run():
 def test_the_log_says_how_long_the_finishing_phase_is(tiny_data, tmp_path, capfd):
     train(_cfg(tiny_data, tmp_path / "runs", epochs=2))
     err = capfd.readouterr().err
-    assert "finishing phase: the last 1 of 2 epochs (--finish-epochs 28 capped at half the run)" in err
+    assert "finishing phase: the last 1 of 2 epochs (--finish-epochs 24 capped at half the run)" in err

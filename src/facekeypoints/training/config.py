@@ -24,14 +24,14 @@ class TrainConfig:
     Each field's ``#:`` comment is its flag's ``--help`` text (:func:`field_help`): keep one per field.
     """
 
-    arch: str = "pip-s2"  #: registered architecture (see facekeypoints.models.available())
+    arch: str = "pip-w"  #: registered architecture (see facekeypoints.models.available())
     #: training data, repeatable: Udacity zips/folders and 300-W .pts folders; none = the fetched Udacity zip
     data: list[str] = field(default_factory=list)
     data_weights: str = ""  #: comma list, one per --data: faces drawn per epoch = weight x faces; empty = 1 each
     #: landmark convention the model learns; each source's labels are converted to it (conventions.py)
     convention: str = "ibug"
     out: str = "runs/train"  #: runs go to OUT/1, OUT/2, ... (never overwritten)
-    epochs: int = 120  #: passes over the training faces (at least 1)
+    epochs: int = 100  #: passes over the training faces (at least 1)
     batch_size: int = 32  #: crops per optimiser step and process
     lr: float = 3e-3  #: peak AdamW learning rate (2e-2 was no better at full length: architecture_sweep.md)
     weight_decay: float = 5e-5  #: AdamW weight decay
@@ -55,7 +55,7 @@ class TrainConfig:
     photometric: float = 1.0  #: strength of the colour, blur and noise changes (1 = AugmentConfig's, 0 = none)
     #: last N epochs: rotation, photometric strength and mirroring capped by the --finish-* values (crops
     #: nearer the measured ones); at most half the run's epochs (--epochs 2 has 1 finishing epoch)
-    finish_epochs: int = 28
+    finish_epochs: int = 24
     finish_rotate_deg: float = 3.0  #: max |rotation| in degrees during the finishing epochs
     finish_photometric: float = 1.0  #: photometric strength during the finishing epochs (at most --photometric)
     finish_flip_prob: float = 0.5  #: mirror probability during the finishing epochs (at most --flip-prob)
