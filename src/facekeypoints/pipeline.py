@@ -234,7 +234,8 @@ class FaceKeypointDetector:
         k2, s2 = self._predict(rgb, [keypoints_crop_matrix(k, rule, size) for k in kps], flip=self.flip)
         if scores is None or s2 is None:
             return k2, s2
-        better = _quality.raw_score(s2) >= _quality.raw_score(scores) - _quality.REFINE_MARGIN
+        ev = _quality.evidence
+        better = ev(_quality.raw_score(s2)) >= ev(_quality.raw_score(scores)) - _quality.REFINE_MARGIN
         return np.where(better[:, None, None], k2, kps), np.where(better[:, None], s2, scores)
 
     def landmarks(

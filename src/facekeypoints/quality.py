@@ -31,8 +31,14 @@ RESCUE_CROPS = ((-30.0, 1.0), (30.0, 1.0), (0.0, 1.35), (-55.0, 1.15), (55.0, 1.
 #: Whether the rescue crops are also cut around the centre of the unsure first pass's points.
 RESCUE_RECENTRE = True
 
-#: The second pass is kept unless its raw score is under the first's by more than this.
-REFINE_MARGIN = 0.0
+#: The second pass is kept unless its evidence (:func:`evidence` of its raw score) is under the first's
+#: by more than this: unless the second reading leaves ``exp(0.5)`` = 1.65 times as much doubt. With
+#: model v8 the two raw scores of a clear face are both about 0.9998, and a bare comparison (margin 0)
+#: flipped between the readings on the fourth decimal: the same face twice in one photo got points
+#: 1.14 px apart. On the faces held out by v8's training run (bench/results/architecture_sweep.md):
+#: margin 0: 300-W 3.885 %, Udacity 4.259 %; 0.5: 3.850 % and 4.288 %; 1 or more (always the second
+#: pass): 3.842 % and 4.299 %.
+REFINE_MARGIN = 0.5
 
 #: A detection that the face detector scored under :data:`CONFIRM_SCORE` (of 1) is reported only
 #: when its landmark fit reaches this quality. Set with model v7 on the Udacity TRAINING faces (of
