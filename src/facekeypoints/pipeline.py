@@ -10,8 +10,8 @@ a model whose offset is unknown skips the mirrored crop.
 
 Every pass is scored by the model itself (its landmark scores, :mod:`facekeypoints.quality`).
 When the first pass looks unsure, a few rotated and widened crops of the same box are read
-too and the best-scoring one is kept; and the second pass replaces the first only when it
-scores at least as well. So a wrong first pass cannot be zoomed into by the second.
+too and the best-scoring one is kept; and the second pass replaces the first unless it scores
+clearly worse (:data:`quality.REFINE_MARGIN`). So a wrong first pass cannot be zoomed into by the second.
 
 Output points follow a landmark ``convention`` (:mod:`facekeypoints.conventions`): iBUG 300-W
 by default, or the Udacity labels' ``"udacity"``.
@@ -229,7 +229,7 @@ class FaceKeypointDetector:
     def _refined(
         self, rgb: np.ndarray, kps: np.ndarray, scores: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The second pass from ``kps``; with scores, a face keeps the reading that scores better."""
+        """The second pass from ``kps``; with scores, a face keeps it unless it scores clearly worse than ``kps``."""
         rule, size = self.model.crop_rule, self.model.input_size
         k2, s2 = self._predict(rgb, [keypoints_crop_matrix(k, rule, size) for k in kps], flip=self.flip)
         if scores is None or s2 is None:
@@ -249,8 +249,8 @@ class FaceKeypointDetector:
 
         Passes: the crop of each box; with ``rescue``, for a face whose first reading scores under
         :data:`quality.RESCUE_BELOW`, the rescue crops too, the best-scoring of them taken further
-        beside the first; with ``refine``, a second pass from each reading's points (kept only where
-        it scores at least as well). Each face ends with its best-scoring reading.
+        beside the first; with ``refine``, a second pass from each reading's points (kept unless it
+        scores clearly worse, :data:`quality.REFINE_MARGIN`). Each face ends with its best-scoring reading.
         """
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
             rgb = load_image(rgb, self.max_pixels)
