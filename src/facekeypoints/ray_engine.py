@@ -609,17 +609,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
     ray = import_ray()
     _check_options(args)
-    config = _Config(
-        args.model,
-        args.detector,
-        not args.no_refine,
-        1,
-        args.min_face,
-        not args.no_flip,
-        args.convention,
-        max_pixels(args),
-        getattr(args, "max_faces", None),
-    )
+    config = _Config.from_args(args, 1, max_pixels(args))
     build_detector(config)  # a bad --model or detector fails here, in one line, before any cluster work
     files, problems = expand_inputs(args.photos)
     for msg in problems:

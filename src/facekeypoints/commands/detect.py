@@ -136,6 +136,24 @@ class _Config:
     #: where the photo read from standard input (the input "-") was saved, for every worker
     stdin_file: str | None = None
 
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, threads: int | None, limit: int | None, stdin_file: str | None = None
+    ) -> _Config:
+        """The detector settings of ``detect``'s flags (local and Ray engines alike)."""
+        return cls(
+            args.model,
+            args.detector,
+            not args.no_refine,
+            threads,
+            args.min_face,
+            not args.no_flip,
+            args.convention,
+            limit,
+            getattr(args, "max_faces", None),
+            stdin_file,
+        )
+
 
 _DETECTOR: Any = None
 _MAX_PIXELS: int | None = None
@@ -414,18 +432,7 @@ def run(args: argparse.Namespace) -> int:
 
     workers = max(1, min(workers, len(jobs)))
     threads = max(1, available_cpus() // workers) if workers > 1 else None  # workers x threads <= CPUs
-    config = _Config(
-        args.model,
-        args.detector,
-        not args.no_refine,
-        threads,
-        args.min_face,
-        not args.no_flip,
-        args.convention,
-        limit,
-        args.max_faces,
-        stdin_file,
-    )
+    config = _Config.from_args(args, threads, limit, stdin_file)
     sinks: dict[str, _Sink] = {}
     images: list[dict] = []
     errors: list[dict] = []
