@@ -1,10 +1,12 @@
 """``detect --engine ray`` against the local engine's ``--workers 2`` on this machine: images per second.
 
-Two photo sets, read by the CLI as a user would, each command in a fresh process:
+Three photo sets, read by the CLI as a user would, each command in a fresh process:
 
 - the 770 Udacity test images, extracted as they are in the zip (JPEG files);
 - the sample photos (``../shared/data/samples/*.jpg``), each copied ``--copies`` times under new
-  names so that the job is long enough to measure (three photos alone measure only start-up).
+  names so that the job is long enough to measure (three photos alone measure only start-up);
+- a longer job, to show how Ray's fixed start-up cost spreads: every ``.jpg`` under ``--w300``
+  (``../shared/data/300w``: 2,566 real photos of faces; skipped when the folder is missing).
 
 Three ways to run it:
 
@@ -74,6 +76,15 @@ def copy_samples(samples: Path, folder: Path, copies: int) -> int:
     return len(photos) * copies
 
 
+def copy_tree_jpgs(root: Path, folder: Path) -> int:
+    """Every ``*.jpg`` under ``root`` into one flat ``folder`` (names made unique by their path)."""
+    folder.mkdir(parents=True)
+    photos = sorted(root.rglob("*.jpg"))
+    for photo in photos:
+        shutil.copy(photo, folder / "_".join(photo.relative_to(root).parts))
+    return len(photos)
+
+
 def records_from_jsonl(path: Path) -> dict[str, dict]:
     return {r["path"]: r for r in map(json.loads, path.read_text().splitlines())} if path.exists() else {}
 
@@ -134,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(SHARED / "train-test-data.zip"), help="the Udacity zip")
     ap.add_argument("--samples", default=str(SHARED / "samples"), help="folder of sample photos (*.jpg)")
     ap.add_argument("--copies", type=int, default=20, help="copies of each sample photo")
+    ap.add_argument("--w300", default=str(SHARED / "300w"), help="folder searched for *.jpg (the longer job)")
     ap.add_argument("--runs", type=int, default=2, help="runs of each command (the best is kept)")
     ap.add_argument("--out", default=str(RESULTS / "ray_engine.json"))
     ap.add_argument("--note", default="", help="free text stored with the results (e.g. what else ran)")
@@ -152,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             "udacity_test": (tmp / "udacity", extract_udacity(Path(args.data), tmp / "udacity")),
             "samples": (tmp / "samples", copy_samples(Path(args.samples), tmp / "samples", args.copies)),
         }
+        if Path(args.w300).is_dir():
+            folders["300w_photos"] = (tmp / "300w", copy_tree_jpgs(Path(args.w300), tmp / "300w"))
         warmup = tmp / "warmup"
         warmup.mkdir()
         for photo in sorted(folders["udacity_test"][0].iterdir())[:8]:

@@ -153,6 +153,14 @@ def pip_w() -> nn.Module:
     return PIPNet(96, widths=(16, 32, 64, 128), depths=(2, 5, 4), window=1, head_width=96, temperature=2.0, fused=1)
 
 
+@register("pip-w112")
+def pip_w112() -> nn.Module:
+    """Candidate: ``pip-w`` at 112x112 input (the same 517 k parameters, about 1.36x its time). At 96x96 a
+    held-out real face's points are off by about 1.2 input pixels, so the crop's resolution may now bind
+    (bench/results/architecture_sweep.md)."""
+    return PIPNet(112, widths=(16, 32, 64, 128), depths=(2, 5, 4), window=1, head_width=96, temperature=2.0, fused=1)
+
+
 @register("pip-m")
 def pip_m() -> nn.Module:
     """Wider/deeper trunk, 112x112 input."""
