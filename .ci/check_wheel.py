@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_FILES = {
     "facekeypoints/conventions.json",
     "facekeypoints/mean_face.json",
-    "facekeypoints/weights/facekeypoints-pip-w.onnx",
-    "facekeypoints/weights/facekeypoints-pip-w.json",
-    "facekeypoints/weights/facekeypoints-pip-w.npz",
+    "facekeypoints/weights/facekeypoints-pip-w112.onnx",
+    "facekeypoints/weights/facekeypoints-pip-w112.json",
+    "facekeypoints/weights/facekeypoints-pip-w112.npz",
     "facekeypoints/server/static/index.html",
     "facekeypoints/server/static/app.js",
     "facekeypoints/server/static/style.css",
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         command = str(bindir / "facekeypoints")
         out = run("--version", [command, "--version"], cwd=work, env=env)
         check(
-            out.startswith(f"facekeypoints {version}\nmodel facekeypoints-pip-w version "), f"--version said {out!r}"
+            out.startswith(f"facekeypoints {version}\nmodel facekeypoints-pip-w112 version "), f"--version said {out!r}"
         )
         probe = (
             "import importlib.util, sys, facekeypoints as fk\n"
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
         )
         doc = json.loads((work / "faces.json").read_text())
-        meta = json.loads((Path(module_file).parent / "weights" / "facekeypoints-pip-w.json").read_text())
+        meta = json.loads((Path(module_file).parent / "weights" / "facekeypoints-pip-w112.json").read_text())
         check(doc["model"]["version"] == meta["version"], f"detect's model {doc['model']} is not the bundled one")
         (image,) = doc["images"]
         check(len(image["faces"]) == 1, f"detect found {len(image['faces'])} faces on Grace Hopper")

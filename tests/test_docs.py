@@ -24,7 +24,7 @@ from test_readme import readme_blocks, run_block
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RESULTS = ROOT / "bench" / "results"
-META = ROOT / "src" / "facekeypoints" / "weights" / "facekeypoints-pip-w.json"
+META = ROOT / "src" / "facekeypoints" / "weights" / "facekeypoints-pip-w112.json"
 
 _PAGES = sorted(DOCS.glob("*.md"))
 _BLOCKS = [(page, line, source) for page in _PAGES for line, source in readme_blocks(page.read_text("utf-8"))]

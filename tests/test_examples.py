@@ -45,7 +45,7 @@ def test_photo_to_json(photo, tmp_path):
     assert res.returncode == 1, res.stderr  # one input failed: said so, the rest still done
     assert "missing.jpg" in res.stderr
     doc = json.loads((tmp_path / "faces.json").read_text())
-    assert doc["model"]["name"] == "facekeypoints-pip-w" and doc["model"]["version"]
+    assert doc["model"]["name"] == "facekeypoints-pip-w112" and doc["model"]["version"]
     (entry,) = doc["photos"]
     assert (entry["width"], entry["height"]) == (512, 600)
     (face,) = entry["faces"]

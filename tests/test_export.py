@@ -35,7 +35,7 @@ def test_export_writes_model_metadata_and_weights(exported):
     meta = json.loads(onnx_path.with_suffix(".json").read_text())
     for key in ("input_size", "crop_rule", "normalisation", "metrics", "training_command", "sha256", "arch"):
         assert key in meta, key
-    assert meta["input_size"] == 96 and meta["crop_rule"]["scale"] == 1.25
+    assert meta["input_size"] == models.create(meta["arch"]).input_size and meta["crop_rule"]["scale"] == 1.25
     assert onnx_path.with_suffix(".npz").is_file()
 
 
@@ -45,7 +45,8 @@ def test_torch_and_onnx_outputs_agree(exported):
     model = models.create(ckpt["arch"])
     model.load_state_dict(ckpt["ema"])
     wrapper = models.InferenceModel(model).eval()
-    crops = (np.random.default_rng(1).random((3, 96, 96, 3)) * 255).astype(np.uint8)
+    s = model.input_size
+    crops = (np.random.default_rng(1).random((3, s, s, 3)) * 255).astype(np.uint8)
     got = KeypointModel(onnx_path).predict(crops)
     with torch.no_grad():
         want = wrapper(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
@@ -109,7 +110,8 @@ def test_exported_torch_weights_load_back(exported, which):
 
 
 def test_runtime_rejects_wrong_crop_shape(exported):
-    with pytest.raises(ModelError, match="96"):
+    size = json.loads(exported[0].with_suffix(".json").read_text())["input_size"]
+    with pytest.raises(ModelError, match=str(size)):
         KeypointModel(exported[0]).predict(np.zeros((1, 64, 64, 3), np.uint8))
 
 

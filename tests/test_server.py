@@ -198,6 +198,19 @@ def test_min_face_reaches_every_thread_detector(engine):
         eng.close()
 
 
+@pytest.mark.parametrize("min_face", [None, 16.0])
+def test_each_worker_threads_detector_takes_its_share_of_the_cpus(engine, min_face):
+    """With N worker threads, each thread's face detector uses at most CPUs // N threads per call
+    (not an OpenMP team of every CPU per thread), with or without ``--min-face``."""
+    from facekeypoints.cpus import available_cpus
+
+    eng = Engine(ServerConfig(threads=2, min_face=min_face, detector="yunet"), model=engine.model)
+    try:
+        assert eng.detector().detector.threads == max(1, available_cpus() // 2)
+    finally:
+        eng.close()
+
+
 def test_draw_and_accept_parsing():
     assert parse_draw(None, has_filter=False) == {"keypoints", "mesh", "box"}
     assert parse_draw(None, has_filter=True) == set()

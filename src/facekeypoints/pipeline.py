@@ -91,8 +91,9 @@ class FaceKeypointDetector:
     ``refine``: a second pass re-cropped from the first pass's landmarks, eyes levelled.
     ``flip``: the last pass also reads the mirrored crop and averages (one more model
     run per face; off for a model whose metadata has no mirror offset).
-    ``threads``: ONNX Runtime threads per call (None: the CPUs this process may really use, from
-    its affinity mask and cgroup quota: :func:`facekeypoints.cpus.available_cpus`).
+    ``threads``: ONNX Runtime threads per call, and the face detector's when this builds it from a
+    name (None: the CPUs this process may really use, from its affinity mask and cgroup quota:
+    :func:`facekeypoints.cpus.available_cpus`).
     ``convention``: landmark convention of the output points, "ibug" (iBUG 300-W, as dlib) or
     "udacity" (the Udacity labels'): :mod:`facekeypoints.conventions`.
     ``rescue``: when the first pass looks unsure, also read rotated and widened crops of the box
@@ -133,6 +134,7 @@ class FaceKeypointDetector:
             self.model = model
         else:
             self.model = KeypointModel(model, threads=threads, providers=providers)
+        self.threads = int(threads) if threads else None  # also bounds the face detector's threads per call
         self.min_face = None if min_face is None else float(min_face)
         self.max_faces = max_faces
         self.reject_quality = reject_quality
@@ -152,6 +154,7 @@ class FaceKeypointDetector:
         if self._detector is None:
             kwargs = {} if self.min_face is None else {"min_face": self.min_face}  # searches down to it
             self._detector = create_detector(self._detector_spec, **kwargs)
+            self._detector.threads = self.threads  # None: the detector library's default
         return self._detector
 
     def model_info(self) -> dict:

@@ -18,7 +18,7 @@ from .errors import ModelError
 from .geometry import CropRule
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = WEIGHTS_DIR / "facekeypoints-pip-w.onnx"
+DEFAULT_MODEL = WEIGHTS_DIR / "facekeypoints-pip-w112.onnx"
 
 
 def sha256_of(path: str | Path) -> str:

@@ -79,12 +79,12 @@ def check_min_face(min_face: float | None) -> None:
         raise InputError(f"--min-face must be a positive number of pixels, got {min_face}")
 
 
-def detector_spec(name: str | None, min_face: float | None = None):
+def detector_spec(name: str | None, min_face: float | None = None, threads: int | None = None):
     """:func:`detectors.detector_for`, after a one-line error for a ``--min-face`` that is not positive."""
     from ..detectors import detector_for
 
     check_min_face(min_face)
-    return detector_for(name, min_face)
+    return detector_for(name, min_face, threads)
 
 
 def detector_from_args(args: argparse.Namespace):

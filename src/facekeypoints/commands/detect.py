@@ -197,7 +197,7 @@ def build_detector(config: _Config):
     """The detector ``config`` describes (also what each Ray actor of ``--engine ray`` builds once)."""
     from ..pipeline import FaceKeypointDetector
 
-    detector = detector_spec(config.detector, config.min_face)
+    detector = detector_spec(config.detector, config.min_face, config.threads)
     kwargs: dict[str, Any] = {
         "model": config.model,
         "detector": detector,

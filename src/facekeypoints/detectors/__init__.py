@@ -23,11 +23,16 @@ from .yunet import YuNetDetector
 DEFAULT_DETECTOR = "yunet"
 
 
-def detector_for(name: str | None, min_face: float | None = None) -> str | FaceDetector:
+def detector_for(name: str | None, min_face: float | None = None, threads: int | None = None) -> str | FaceDetector:
     """What ``FaceKeypointDetector(detector=...)`` should get: the name (default: :data:`DEFAULT_DETECTOR`),
-    or, when ``min_face`` (pixels) is given, a detector of that name built to search down to it."""
+    or, when ``min_face`` (pixels) is given, a detector of that name built to search down to it, using
+    at most ``threads`` CPU threads per call (None: its library's default; a name gets the pipeline's)."""
     name = name or DEFAULT_DETECTOR
-    return name if min_face is None else create_detector(name, min_face=min_face)
+    if min_face is None:
+        return name
+    detector = create_detector(name, min_face=min_face)
+    detector.threads = threads
+    return detector
 
 
 __all__ = [

@@ -29,6 +29,9 @@ class FaceDetector(ABC):
 
     #: The name it is registered under.
     name: str = ""
+    #: CPU threads one ``detect`` call may use (None: the detector library's own default). A server
+    #: or video reader that runs several detections at once gives each a share of the CPUs.
+    threads: int | None = None
 
     @abstractmethod
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

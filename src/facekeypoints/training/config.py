@@ -24,7 +24,7 @@ class TrainConfig:
     Each field's ``#:`` comment is its flag's ``--help`` text (:func:`field_help`): keep one per field.
     """
 
-    arch: str = "pip-w"  #: registered architecture (see facekeypoints.models.available())
+    arch: str = "pip-w112"  #: registered architecture (see facekeypoints.models.available())
     #: training data, repeatable: Udacity zips/folders and 300-W .pts folders; none = the fetched Udacity zip
     data: list[str] = field(default_factory=list)
     data_weights: str = ""  #: comma list, one per --data: faces drawn per epoch = weight x faces; empty = 1 each
