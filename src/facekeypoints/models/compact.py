@@ -155,8 +155,9 @@ def pip_w() -> nn.Module:
 
 @register("pip-w112")
 def pip_w112() -> nn.Module:
-    """Candidate: ``pip-w`` at 112x112 input (the same 517 k parameters, about 1.36x its time). At 96x96 a
-    held-out real face's points are off by about 1.2 input pixels, so the crop's resolution may now bind
+    """The bundled model v9's: ``pip-w`` at 112x112 input (the same 517 k parameters, about 1.3x its time
+    per model run). At 96x96 a held-out real face's points were off by about 1.2 input pixels, so the
+    crop's resolution could bind; at 112 the held-out error fell 3.85 -> 3.75 % on 300-W photos
     (bench/results/architecture_sweep.md)."""
     return PIPNet(112, widths=(16, 32, 64, 128), depths=(2, 5, 4), window=1, head_width=96, temperature=2.0, fused=1)
 
