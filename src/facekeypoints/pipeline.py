@@ -12,6 +12,8 @@ Every pass is scored by the model itself (its landmark scores, :mod:`facekeypoin
 When the first pass looks unsure, a few rotated and widened crops of the same box are read
 too and the best-scoring one is kept; and the second pass replaces the first unless it scores
 clearly worse (:data:`quality.REFINE_MARGIN`). So a wrong first pass cannot be zoomed into by the second.
+Where the second pass is kept and agrees with the first, a quarter of the first reading is mixed
+into it (:func:`quality.mix_first_pass`): read anyway, it averages out part of the second's error.
 
 Output points follow a landmark ``convention`` (:mod:`facekeypoints.conventions`): iBUG 300-W
 by default, or the Udacity labels' ``"udacity"``.
@@ -232,14 +234,17 @@ class FaceKeypointDetector:
     def _refined(
         self, rgb: np.ndarray, kps: np.ndarray, scores: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The second pass from ``kps``; with scores, a face keeps it unless it scores clearly worse than ``kps``."""
+        """The second pass from ``kps``, with a share of ``kps`` where the two agree (:func:`quality.mix_first_pass`);
+        with scores, a face keeps it unless it scores clearly worse than ``kps`` (then ``kps`` alone). Scores are
+        the second pass's."""
         rule, size = self.model.crop_rule, self.model.input_size
         k2, s2 = self._predict(rgb, [keypoints_crop_matrix(k, rule, size) for k in kps], flip=self.flip)
+        blended = _quality.mix_first_pass(kps, k2)
         if scores is None or s2 is None:
-            return k2, s2
+            return blended, s2
         ev = _quality.evidence
         better = ev(_quality.raw_score(s2)) >= ev(_quality.raw_score(scores)) - _quality.REFINE_MARGIN
-        return np.where(better[:, None, None], k2, kps), np.where(better[:, None], s2, scores)
+        return np.where(better[:, None, None], blended, kps), np.where(better[:, None], s2, scores)
 
     def landmarks(
         self, rgb: np.ndarray, boxes: np.ndarray, convention: str | None = None, box: str = "detector"
