@@ -106,7 +106,7 @@ def test_no_face_on_a_blank_picture(detector):
 #: pipeline end to end. Fixed here, not read from the model's metadata, so a worse model shipped
 #: with regenerated metadata still fails.
 UDACITY_GT_NME = 3.42
-UDACITY_E2E_NME = 3.93
+UDACITY_E2E_NME = 3.94
 
 
 def test_bundled_accuracy_matches_its_metadata(shared_data):
@@ -236,6 +236,28 @@ def test_a_kept_second_pass_is_mixed_with_the_first_reading(monkeypatch):
     assert np.allclose(read(), (1 - w) * second + w * first, atol=1e-3)
 
 
+def test_a_tilted_answer_is_read_once_more_from_a_level_crop():
+    from facekeypoints import quality
+    from facekeypoints.geometry import eye_angle
+
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    box = np.array([[20.0, 20.0, 80.0, 80.0]])
+
+    def turned(degrees):  # the face template turned about the 32 px crop's centre
+        a = np.radians(degrees)
+        r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        return (_crop_face() - 15.5) @ r.T + 15.5
+
+    for degrees, calls in [(quality.LEVEL_AGAIN_DEG + 10, 3), (quality.LEVEL_AGAIN_DEG - 10, 2)]:
+        model = _ScriptedModel([(_crop_face(), 0.9), (turned(degrees), 0.9), (turned(degrees), 0.9)])
+        kps, _ = fk.FaceKeypointDetector(model, flip=False, rescue=False).landmarks(rgb, box, box="landmarks")
+        assert model.calls == calls, degrees  # first, second, and a third pass only for the tilted answer
+        assert abs(np.degrees(eye_angle(kps[0]))) > 2  # the answers' tilt is kept, not undone
+    plain = _ScriptedModel([(_crop_face(), 0.9)])
+    fk.FaceKeypointDetector(plain, flip=False, rescue=False, refine=False).landmarks(rgb, box, box="landmarks")
+    assert plain.calls == 1  # without refine, one pass whatever the tilt
+
+
 def test_an_unsure_first_pass_is_read_again_from_rescue_crops():
     from facekeypoints import quality
 
@@ -245,7 +267,9 @@ def test_an_unsure_first_pass_is_read_again_from_rescue_crops():
     # stays unsure (0.3) and that of the rescued one is sure (0.95): the rescued reading wins
     model = _ScriptedModel([(_crop_face(), 0.2), (_crop_face(), 0.9), (_crop_face(), 0.3), (_crop_face(), 0.95)])
     _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box, box="landmarks")
-    assert model.calls == 4 and np.allclose(scores, 0.95)
+    # 5 calls: the rescued reading came from a crop turned 30 degrees, so its answer is tilted and is
+    # read once more from a level crop (quality.LEVEL_AGAIN_DEG)
+    assert model.calls == 5 and np.allclose(scores, 0.95)
     # the same, but the first reading's second pass is the surest: it wins
     model = _ScriptedModel([(_crop_face(), 0.2), (_crop_face(), 0.9), (_crop_face(), 0.99), (_crop_face(), 0.95)])
     _, scores = fk.FaceKeypointDetector(model, flip=False).landmarks(rgb, box, box="landmarks")
@@ -283,7 +307,7 @@ def test_convention_moves_the_points_as_the_table_says(grace):
 
 #: What the README claims for the bundled model on 300-W's common test faces (bench/real_photos.py),
 #: end to end as users run it, iBUG convention; a change that makes real photos worse fails here.
-REAL_PHOTOS_E2E_NME = 3.29
+REAL_PHOTOS_E2E_NME = 3.28
 REAL_PHOTOS_WORST = 8.9
 
 

@@ -14,6 +14,8 @@ too and the best-scoring one is kept; and the second pass replaces the first unl
 clearly worse (:data:`quality.REFINE_MARGIN`). So a wrong first pass cannot be zoomed into by the second.
 Where the second pass is kept and agrees with the first, a quarter of the first reading is mixed
 into it (:func:`quality.mix_first_pass`): read anyway, it averages out part of the second's error.
+A face whose answer is tilted (its eye line more than :data:`quality.LEVEL_AGAIN_DEG` from level)
+is read once more from a crop levelled by that answer: its first crop was not turned with the head.
 
 Output points follow a landmark ``convention`` (:mod:`facekeypoints.conventions`): iBUG 300-W
 by default, or the Udacity labels' ``"udacity"``.
@@ -31,7 +33,7 @@ from . import quality as _quality
 from .conventions import check_convention, convert
 from .detectors import FaceDetector, create_detector
 from .errors import InputError
-from .geometry import apply_affine, box_crop_matrix, invert_affine, keypoints_crop_matrix, warp
+from .geometry import apply_affine, box_crop_matrix, eye_angle, invert_affine, keypoints_crop_matrix, warp
 from .image_io import MAX_PIXELS, ImageLike, load_image
 from .landmarks import FLIP_PERMUTATION, flip_keypoints
 from .pose import head_pose
@@ -246,6 +248,24 @@ class FaceKeypointDetector:
         better = ev(_quality.raw_score(s2)) >= ev(_quality.raw_score(scores)) - _quality.REFINE_MARGIN
         return np.where(better[:, None, None], blended, kps), np.where(better[:, None], s2, scores)
 
+    def _level_again(
+        self, rgb: np.ndarray, kps: np.ndarray, scores: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One more levelled pass (:meth:`_refined`) for the faces whose answer ``kps`` has its eye line
+        more than :data:`quality.LEVEL_AGAIN_DEG` from level: on a tilted head the first crop is not
+        turned with the face, so the second is cut from a poorer reading than on an upright one."""
+        tilt = np.array([abs(np.degrees(eye_angle(k))) for k in kps])
+        again = np.flatnonzero(tilt > _quality.LEVEL_AGAIN_DEG)
+        if len(again) == 0:
+            return kps, scores
+        k3, s3 = self._refined(rgb, kps[again], None if scores is None else scores[again])
+        kps = kps.copy()
+        kps[again] = k3
+        if scores is not None and s3 is not None:
+            scores = scores.copy()
+            scores[again] = s3
+        return kps, scores
+
     def landmarks(
         self, rgb: np.ndarray, boxes: np.ndarray, convention: str | None = None, box: str = "detector"
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -258,7 +278,8 @@ class FaceKeypointDetector:
         Passes: the crop of each box; with ``rescue``, for a face whose first reading scores under
         :data:`quality.RESCUE_BELOW`, the rescue crops too, the best-scoring of them taken further
         beside the first; with ``refine``, a second pass from each reading's points (kept unless it
-        scores clearly worse, :data:`quality.REFINE_MARGIN`). Each face ends with its best-scoring reading.
+        scores clearly worse, :data:`quality.REFINE_MARGIN`), and a third for a face whose answer is
+        tilted by more than :data:`quality.LEVEL_AGAIN_DEG`. Each face ends with its best-scoring reading.
         """
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
             rgb = load_image(rgb, self.max_pixels)
@@ -289,6 +310,8 @@ class FaceKeypointDetector:
         if len(unsure):
             take = _quality.raw_score(alt_s) > _quality.raw_score(scores[unsure])
             kps[unsure[take]], scores[unsure[take]] = alt_k[take], alt_s[take]
+        if self.refine:
+            kps, scores = self._level_again(rgb, kps, scores)
         kps = convert(kps, self.model.convention, convention or self.convention)
         return kps.astype(np.float32), None if scores is None else scores.astype(np.float32)
 

@@ -59,6 +59,15 @@ FIRST_PASS_WEIGHT = 0.25
 #: 0.046 (Udacity).
 FIRST_PASS_AGREEMENT = 0.05
 
+#: A face whose answer has its eye line more than this many degrees from level gets a third pass (a
+#: second levelled one, from that answer). The first crop is cut upright from the box, so on a tilted
+#: head the first reading is poorer and the second crop, cut from it, is placed worse than on an upright
+#: one. On the faces v9's training run held out, turned in the picture (``bench/rolled_faces.py``,
+#: ``rolled_faces.json``; 300-W / Udacity): upright, 5.6 / 4.2 % of faces get it, 3.742 -> 3.737 % and
+#: 4.229 -> 4.235 %; turned 15 degrees, half of them, 3.881 -> 3.817 % and 4.356 -> 4.334 %; turned 30
+#: degrees, nearly all, 4.008 -> 3.791 % and 4.658 -> 4.535 %; 45 degrees 4.958 -> 4.590 %, over 10 % 7 -> 6.
+LEVEL_AGAIN_DEG = 15.0
+
 #: A detection that the face detector scored under :data:`CONFIRM_SCORE` (of 1) is reported only
 #: when its landmark fit reaches this quality. Set with model v7 on the Udacity TRAINING faces (of
 #: 1,656 that Haar found, one had a fit this poor and a detector score that low). With v8, on the
