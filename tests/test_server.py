@@ -207,6 +207,32 @@ def test_each_worker_threads_detector_takes_its_share_of_the_cpus(engine, min_fa
     eng = Engine(ServerConfig(threads=2, min_face=min_face, detector="yunet"), model=engine.model)
     try:
         assert eng.detector().detector.threads == max(1, available_cpus() // 2)
+        # a job alone in the workers may use every CPU; two at once share them
+        assert eng._detector_share(1) == available_cpus()
+        assert eng._detector_share(2) == eng._detector_share(5) == max(1, available_cpus() // 2)
+    finally:
+        eng.close()
+
+
+def test_a_lone_request_detects_on_every_cpu_and_concurrent_ones_share(engine, one_face, monkeypatch):
+    """The team a detection is run with follows the jobs in the workers at that moment."""
+    eng = Engine(ServerConfig(threads=2, detector="yunet"), model=engine.model)
+    seen = []
+    try:
+        det = eng.detector()
+        original = det.detector.detect
+
+        def spy(rgb):
+            seen.append(det.detector.threads)
+            return original(rgb)
+
+        monkeypatch.setattr(det.detector, "detect", spy)
+        eng.landmarks(one_face, sniff_image(one_face))
+        assert seen == [eng._detector_share(1)]
+        eng._in_work = 1  # another job already running
+        eng.landmarks(one_face, sniff_image(one_face))
+        assert seen[-1] == eng._detector_share(2)
+        assert eng._in_work == 1  # each job counts itself out again
     finally:
         eng.close()
 
