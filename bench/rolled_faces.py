@@ -6,7 +6,7 @@ test set) is turned by each of ``--angles`` degrees about its centre, on a canva
 reflection so that no black corner gives the turn away, and read end to end: face detector,
 passes, the face matched to the truth by IoU. Reported per angle and source: faces found, mean
 NME_io (iBUG convention), faces over 10 %, the worst face; for our pipeline with and without the
-extra levelled pass (:data:`RULES`: which faces get it) and how often it runs; and
+extra levelled pass (:data:`TILTS`: which faces get it) and how often it runs; and
 dlib's HOG detector + 68-point predictor on the same pictures. Writes ``results/rolled_faces.json``.
 
     python bench/rolled_faces.py --run runs/v9/1 [--model M.onnx] [--angles 0 15 30 45 60] [--no-dlib]
@@ -37,9 +37,9 @@ from facekeypoints.training.data import load_sources  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: Which faces get the third pass: ("tilt", t): the answer's eye line is more than t degrees from level
-#: (quality.LEVEL_AGAIN_DEG = t); ("tilt", inf): never; ("tilt", -1): always.
-RULES = (("tilt", np.inf), ("tilt", 10.0), ("tilt", 15.0), ("tilt", 20.0), ("tilt", -1.0))
+#: Tilts (degrees, quality.LEVEL_AGAIN_DEG) scored: a face whose answer's eye line is further than this
+#: from level gets the third pass; inf: never; -1: always.
+TILTS = (np.inf, 10.0, 15.0, 20.0, -1.0)
 
 
 def turned(image: np.ndarray, keypoints: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -78,26 +78,21 @@ class ThirdPassRecorder:
                 k3, s3 = original(rgb, kps, scores)
             finally:
                 quality.LEVEL_AGAIN_DEG = saved
-            self.last = (np.array(kps), k3, {"tilt": np.array([abs(np.degrees(eye_angle(k))) for k in kps])})
+            self.last = (np.array(kps), k3, [abs(np.degrees(eye_angle(k))) for k in kps])
             return k3, s3
 
         det._level_again = level_again
 
     def readings(self, rgb: np.ndarray):
-        """(face boxes, answers without the third pass, answers with it, {"tilt": degrees}) for ``rgb``."""
+        """(answers without the third pass, answers with it, their tilts in degrees) of the faces found in ``rgb``."""
         self.last = None
         faces = self.det(rgb)
         if not faces or self.last is None:
-            return [], [], [], []
-        k2, k3, angles = self.last
+            return [], [], []
+        k2, k3, tilts = self.last
         # the rows of the last landmarks call that were reported (an unsure detection may be dropped)
         rows = [int(np.argmin([np.abs(k - f.keypoints).max() for k in k3])) for f in faces]
-        return (
-            [faces[j].box for j in range(len(rows))],
-            [k2[r] for r in rows],
-            [k3[r] for r in rows],
-            [{name: float(a[r]) for name, a in angles.items()} for r in rows],
-        )
+        return [k2[r] for r in rows], [k3[r] for r in rows], [tilts[r] for r in rows]
 
 
 def summary(errors: list[float], n: int) -> dict:
@@ -151,14 +146,14 @@ def main(argv=None) -> int:
             for s in faces:
                 n_faces[src.kind] += 1
                 rgb, truth = turned(s.image, s.keypoints, angle)
-                boxes, k2, k3, measures = rec.readings(rgb)
+                k2, k3, tilts = rec.readings(rgb)
                 i = matched(k2, truth)
                 if i is not None:
-                    for rule, t in RULES:
-                        again = measures[i][rule] > t
+                    for t in TILTS:
+                        again = tilts[i] > t
                         k = k3[i] if again else k2[i]
-                        ours[f"{src.kind}/{rule}_{t:g}"].append(float(evaluation.nme_io(k[None], truth[None])[0]))
-                        extra_runs[f"{src.kind}/{rule}_{t:g}"] += int(again)
+                        ours[f"{src.kind}/tilt_{t:g}"].append(float(evaluation.nme_io(k[None], truth[None])[0]))
+                        extra_runs[f"{src.kind}/tilt_{t:g}"] += int(again)
                 if dl is not None and src.kind == "pts":
                     dfaces = dl(rgb)
                     j = matched([f.keypoints for f in dfaces], truth)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cpus import available_cpus
 from ..errors import FaceKeypointsError
 from . import filtering
 from .errors import ApiError
@@ -38,6 +39,7 @@ class Engine:
         from ..runtime import KeypointModel
 
         self.config = config
+        self._cpus = available_cpus()
         # ``model``: an already loaded KeypointModel to share (tests); else ``config.model`` is loaded.
         self.model = model if model is not None else KeypointModel(config.model, threads=1)
         # Build one detector now so a bad detector name or model fails at start-up, not per request.
@@ -49,9 +51,6 @@ class Engine:
         self._executor = ThreadPoolExecutor(config.threads, thread_name_prefix="facekeypoints")
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
-        from ..cpus import available_cpus
-
-        self._cpus = available_cpus()
         self._in_work = 0  # jobs in the worker threads now (read there, unlike ``running``)
         self._in_work_lock = threading.Lock()
         self.waiting = 0
@@ -62,7 +61,6 @@ class Engine:
 
     def _new_pipeline(self):
         """A :class:`FaceKeypointDetector` on the shared model with its own face detector."""
-        from ..cpus import available_cpus
         from ..detectors import detector_for
         from ..pipeline import FaceKeypointDetector
 
@@ -70,8 +68,8 @@ class Engine:
         # each worker thread's face detector gets its share of the CPUs: with an OpenMP team of every CPU
         # per thread, 2 threads on 2 CPUs ran 4 busy threads, and the engine served 33-36 photos/s
         # against 55-60 with a share (640x480, 32 callers, runs alternated; bench/load_test.py). The
-        # share is the worst case; a job that runs alone gets more (:meth:`_detector_share`).
-        share = max(1, available_cpus() // c.threads)
+        # share is the worst case, a full pool; a job that runs alone gets more (:meth:`_detector_share`).
+        share = self._detector_share(c.threads)
         return FaceKeypointDetector(
             model=self.model,
             detector=detector_for(c.detector, c.min_face, threads=share),
