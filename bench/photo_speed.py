@@ -3,8 +3,9 @@
 Grace Hopper's portrait (the face about 170 px wide at 640x480, scaled with the frame) is placed
 on a gray frame of each size; ``FaceKeypointDetector(threads=1)(rgb)`` (YuNet + every pass) and
 dlib's HOG detector + 68-point predictor (upsample 0, as fast as dlib goes) read it in
-alternating rounds, the process pinned to one CPU. The detection alone is timed too. Writes
-``results/photo_speed.json``.
+alternating rounds, the process pinned to one CPU. The detection alone is timed too, and both
+again with YuNet's network run by the library's own code (``backend="library"``, the default
+until the ONNX Runtime backend) for comparison in the same run. Writes ``results/photo_speed.json``.
 
     python bench/photo_speed.py [--rounds 15]
 """
@@ -27,6 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import cbook  # noqa: E402
 
+from facekeypoints.detectors import create_detector  # noqa: E402
 from facekeypoints.image_io import load_image  # noqa: E402
 from facekeypoints.pipeline import FaceKeypointDetector  # noqa: E402
 
@@ -54,12 +56,20 @@ def main(argv=None) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     ours = FaceKeypointDetector(threads=1)
+    library = FaceKeypointDetector(threads=1, detector=create_detector("yunet", backend="library"))
+    assert ours.detector.backend == "onnxruntime", ours.detector.backend
     dlib, hog, predictor = dlib_models()
     rows = {}
     for w, h in SIZES:
         rgb = photo(w, h)
-        found = {"ours": len(ours(rgb)), "dlib": len(hog(rgb, 0))}
-        t = {"ours": [], "ours, detection only": [], "dlib": []}
+        found = {"ours": len(ours(rgb)), "dlib": len(hog(rgb, 0)), "ours, library backend": len(library(rgb))}
+        t = {
+            "ours": [],
+            "ours, detection only": [],
+            "dlib": [],
+            "ours, library backend": [],
+            "ours, library backend, detection only": [],
+        }
         for _ in range(args.rounds):
             s = time.perf_counter()
             ours(rgb)
@@ -71,6 +81,12 @@ def main(argv=None) -> int:
             for r in hog(rgb, 0):
                 predictor(rgb, r)
             t["dlib"].append(time.perf_counter() - s)
+            s = time.perf_counter()
+            library(rgb)
+            t["ours, library backend"].append(time.perf_counter() - s)
+            s = time.perf_counter()
+            library.detector.detect(rgb)
+            t["ours, library backend, detection only"].append(time.perf_counter() - s)
         rows[f"{w}x{h}"] = {
             "faces_found": found,
             "ms_per_photo_median": {k: round(float(np.median(v)) * 1000, 2) for k, v in t.items()},
