@@ -106,7 +106,7 @@ def test_no_face_on_a_blank_picture(detector):
 #: pipeline end to end. Fixed here, not read from the model's metadata, so a worse model shipped
 #: with regenerated metadata still fails.
 UDACITY_GT_NME = 3.42
-UDACITY_E2E_NME = 3.94
+UDACITY_E2E_NME = 3.86
 
 
 def test_bundled_accuracy_matches_its_metadata(shared_data):
@@ -236,6 +236,44 @@ def test_a_kept_second_pass_is_mixed_with_the_first_reading(monkeypatch):
     assert np.allclose(read(), (1 - w) * second + w * first, atol=1e-3)
 
 
+def test_the_default_passes_answer_less_the_models_measured_offset(grace):
+    """The bundled model's metadata carries the offset its default passes' answers showed on held-out faces
+    (bench/output_bias.py); the pipeline subtracts it from those answers, in each face's own frame, and
+    leaves the answers of other passes (which carry another offset) as the model gives them."""
+    from facekeypoints.conventions import shift_in_face_frame
+
+    det = fk.FaceKeypointDetector()
+    table = det.model.output_offset
+    assert table is not None and table.shape == (68, 2) and 0.002 < np.abs(table).max() < 0.05
+    boxes, _ = det.detector.detect(grace)
+    corrected = det.landmarks(grace, boxes)[0]
+    det.model.output_offset = None
+    try:
+        raw = det.landmarks(grace, boxes)[0]
+    finally:
+        det.model.output_offset = table
+    np.testing.assert_allclose(corrected, shift_in_face_frame(raw, table, sign=-1.0), atol=1e-3)
+    iod = float(np.linalg.norm(raw[0, 45] - raw[0, 36]))
+    moved = np.linalg.norm(corrected - raw, axis=2)[0] / iod
+    np.testing.assert_allclose(moved, np.linalg.norm(table, axis=1), atol=1e-4)  # the table's size, per point
+    one = fk.FaceKeypointDetector(refine=False, flip=False)
+    assert one.model.output_offset is not None
+    single = one.landmarks(grace, boxes)[0]
+    one.model.output_offset = None
+    np.testing.assert_allclose(single, one.landmarks(grace, boxes)[0], atol=1e-5)  # not its offset: untouched
+
+
+def test_a_model_without_a_measured_offset_answers_unshifted(tmp_path):
+    import shutil
+
+    for suffix in (".onnx", ".json"):
+        shutil.copy(DEFAULT_MODEL.with_suffix(suffix), tmp_path / f"m{suffix}")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta.pop("output_offset", None)
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    assert KeypointModel(tmp_path / "m.onnx").output_offset is None
+
+
 def test_a_tilted_answer_is_read_once_more_from_a_level_crop():
     from facekeypoints import quality
     from facekeypoints.geometry import eye_angle
@@ -307,7 +345,7 @@ def test_convention_moves_the_points_as_the_table_says(grace):
 
 #: What the README claims for the bundled model on 300-W's common test faces (bench/real_photos.py),
 #: end to end as users run it, iBUG convention; a change that makes real photos worse fails here.
-REAL_PHOTOS_E2E_NME = 3.28
+REAL_PHOTOS_E2E_NME = 3.21
 REAL_PHOTOS_WORST = 8.9
 
 

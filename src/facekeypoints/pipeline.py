@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import quality as _quality
-from .conventions import check_convention, convert
+from .conventions import check_convention, convert, shift_in_face_frame
 from .detectors import FaceDetector, create_detector
 from .errors import InputError
 from .geometry import apply_affine, box_crop_matrix, eye_angle, invert_affine, keypoints_crop_matrix, warp
@@ -279,7 +279,10 @@ class FaceKeypointDetector:
         :data:`quality.RESCUE_BELOW`, the rescue crops too, the best-scoring of them taken further
         beside the first; with ``refine``, a second pass from each reading's points (kept unless it
         scores clearly worse, :data:`quality.REFINE_MARGIN`), and a third for a face whose answer is
-        tilted by more than :data:`quality.LEVEL_AGAIN_DEG`. Each face ends with its best-scoring reading.
+        tilted by more than :data:`quality.LEVEL_AGAIN_DEG`. Each face ends with its best-scoring reading,
+        less (with ``refine`` and ``flip``, the default passes) the offset their answers carry on every face
+        (``output_offset`` of the model's metadata, measured on held-out faces by ``bench/output_bias.py``),
+        in ``convention``.
         """
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
             rgb = load_image(rgb, self.max_pixels)
@@ -312,6 +315,10 @@ class FaceKeypointDetector:
             kps[unsure[take]], scores[unsure[take]] = alt_k[take], alt_s[take]
         if self.refine:
             kps, scores = self._level_again(rgb, kps, scores)
+        if self.refine and self.flip and self.model.output_offset is not None:
+            # the offset the default passes' answers carry on every face (measured with them: a single pass,
+            # or one without the mirrored read, carries another, mostly smaller, one)
+            kps = shift_in_face_frame(kps, self.model.output_offset, sign=-1.0)
         kps = convert(kps, self.model.convention, convention or self.convention)
         return kps.astype(np.float32), None if scores is None else scores.astype(np.float32)
 

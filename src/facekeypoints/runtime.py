@@ -96,6 +96,11 @@ class KeypointModel:
         # null means it could not be measured, so the mirrored crop must not be used.
         table = self.metadata.get("mirror_offset", [[0.0, 0.0]] * 68)
         self.mirror_offset: np.ndarray | None = None if table is None else np.asarray(table, np.float32).reshape(68, 2)
+        #: (68, 2) offset the model's answers carry on every face, in each answer's own face frame
+        #: (conventions.py; units of the eye-corner distance), measured on held-out faces by
+        #: bench/output_bias.py; the pipeline subtracts it. None: not measured (nothing subtracted).
+        table = (self.metadata.get("output_offset") or {}).get("offset")
+        self.output_offset: np.ndarray | None = None if table is None else np.asarray(table, np.float32).reshape(68, 2)
         #: landmark convention of the model's answers (conventions.py); models before version 7
         #: learned the Udacity labels only and say nothing
         self.convention: str = str(self.metadata.get("convention", "udacity"))
