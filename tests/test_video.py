@@ -131,6 +131,21 @@ def test_unsmoothed_tracking_matches_the_detector(detector, moving_frames):
     assert np.linalg.norm(tracked - single, axis=1).mean() < 0.05 * iod
 
 
+def test_a_track_starts_from_the_models_own_placement(detector, grace):
+    """Tracks follow faces with single passes, which carry another offset than the photo pipeline's default
+    passes: they start from the answers as the model gives them, so nothing jumps after the first frame."""
+    from facekeypoints.conventions import convert
+
+    first = Tracker(detector, TrackerOptions(smoothing=None)).update(grace, 0.0)[0].keypoints
+    boxes, _ = detector.detector.detect(grace)
+    kboxes = detector.detector.to_keypoint_box(boxes)
+    model = detector.model
+    raw = detector._landmarks(grace, kboxes, model.convention, "landmarks", offset=False)[0]
+    np.testing.assert_allclose(first, convert(raw, model.convention, detector.convention)[0], atol=1e-3)
+    if model.output_offset is not None:  # the photo pipeline's answer differs by the offset
+        assert np.abs(detector.landmarks(grace, boxes)[0][0] - first).max() > 0.05
+
+
 def test_two_faces_keep_their_own_ids(detector, grace):
     tracker = Tracker(detector, TrackerOptions(detect_every=5))
     seen = {}

@@ -284,6 +284,13 @@ class FaceKeypointDetector:
         (``output_offset`` of the model's metadata, measured on held-out faces by ``bench/output_bias.py``),
         in ``convention``.
         """
+        return self._landmarks(rgb, boxes, convention, box, offset=True)
+
+    def _landmarks(
+        self, rgb: np.ndarray, boxes: np.ndarray, convention: str | None, box: str, offset: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`landmarks`; ``offset=False`` leaves the answers as the model gives them (the video tracker
+        follows faces with single passes, which carry another offset, and starts its tracks from these)."""
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
             rgb = load_image(rgb, self.max_pixels)
         if box not in BOX_CONVENTIONS:
@@ -315,7 +322,7 @@ class FaceKeypointDetector:
             kps[unsure[take]], scores[unsure[take]] = alt_k[take], alt_s[take]
         if self.refine:
             kps, scores = self._level_again(rgb, kps, scores)
-        if self.refine and self.flip and self.model.output_offset is not None:
+        if offset and self.refine and self.flip and self.model.output_offset is not None:
             # the offset the default passes' answers carry on every face (measured with them: a single pass,
             # or one without the mirrored read, carries another, mostly smaller, one)
             kps = shift_in_face_frame(kps, self.model.output_offset, sign=-1.0)

@@ -484,9 +484,11 @@ class Tracker:
             new = new[: max(0, o.max_faces - len(self.tracks))]  # detections come sorted by score
         if len(new) == 0:
             return
-        # tracks follow the model's own convention; Face outputs are converted in _faces
-        kps, lm_scores = self.detector.landmarks(
-            rgb, kboxes[new].astype(np.float32), self.detector.model.convention, box="landmarks"
+        # tracks follow the model's own convention and placement (the single passes that follow a face
+        # carry another offset than the photo pipeline's, which is not subtracted); Face outputs are
+        # converted in _faces
+        kps, lm_scores = self.detector._landmarks(
+            rgb, kboxes[new].astype(np.float32), self.detector.model.convention, "landmarks", offset=False
         )
         kps = kps.astype(np.float64)
         for j, (i, k) in enumerate(zip(new, kps)):
