@@ -59,34 +59,28 @@ def main(argv=None) -> int:
     library = FaceKeypointDetector(threads=1, detector=create_detector("yunet", backend="library"))
     assert ours.detector.backend == "onnxruntime", ours.detector.backend
     dlib, hog, predictor = dlib_models()
+
+    def dlib_photo(rgb: np.ndarray) -> None:
+        for r in hog(rgb, 0):
+            predictor(rgb, r)
+
     rows = {}
     for w, h in SIZES:
         rgb = photo(w, h)
         found = {"ours": len(ours(rgb)), "dlib": len(hog(rgb, 0)), "ours, library backend": len(library(rgb))}
-        t = {
-            "ours": [],
-            "ours, detection only": [],
-            "dlib": [],
-            "ours, library backend": [],
-            "ours, library backend, detection only": [],
+        ways = {  # each called with the photo, in turn, round after round
+            "ours": ours,
+            "ours, detection only": ours.detector.detect,
+            "dlib": dlib_photo,
+            "ours, library backend": library,
+            "ours, library backend, detection only": library.detector.detect,
         }
+        t: dict[str, list[float]] = {name: [] for name in ways}
         for _ in range(args.rounds):
-            s = time.perf_counter()
-            ours(rgb)
-            t["ours"].append(time.perf_counter() - s)
-            s = time.perf_counter()
-            ours.detector.detect(rgb)
-            t["ours, detection only"].append(time.perf_counter() - s)
-            s = time.perf_counter()
-            for r in hog(rgb, 0):
-                predictor(rgb, r)
-            t["dlib"].append(time.perf_counter() - s)
-            s = time.perf_counter()
-            library(rgb)
-            t["ours, library backend"].append(time.perf_counter() - s)
-            s = time.perf_counter()
-            library.detector.detect(rgb)
-            t["ours, library backend, detection only"].append(time.perf_counter() - s)
+            for name, run in ways.items():
+                s = time.perf_counter()
+                run(rgb)
+                t[name].append(time.perf_counter() - s)
         rows[f"{w}x{h}"] = {
             "faces_found": found,
             "ms_per_photo_median": {k: round(float(np.median(v)) * 1000, 2) for k, v in t.items()},
