@@ -58,6 +58,7 @@ def summary(name: str, report: dict, errors: np.ndarray, seconds: float, qualiti
         "auc_10": report["auc_10"],
         "over_10": int((found > 0.10).sum()),
         "worst": round(100 * float(found.max()), 3) if len(found) else None,
+        "groups": report["groups"],  # mean NME per landmark group, over the faces this row found
         "seconds": round(seconds, 1),
     }
     if "quality" in report:
