@@ -123,3 +123,32 @@ def test_an_unknown_layer_table_falls_back_to_the_library(monkeypatch, grace):
         monkeypatch.undo()
         yunet._onnx_backend.cache_clear()
     assert create_detector("yunet").backend == "onnxruntime"
+
+
+def test_greedy_suppression_keeps_what_the_library_keeps():
+    """Each box, best first, is kept unless it overlaps a box kept before it by IoU over the threshold."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 100, (300, 2)).astype(np.float32)
+    wh = rng.uniform(5, 40, (300, 2)).astype(np.float32)
+    box = np.concatenate([xy, xy + wh], axis=1)
+    box[7] = box[3]  # identical boxes and touching edges too
+    box[9] = [box[4, 2], box[4, 1], box[4, 2] + 10, box[4, 3]]
+
+    def iou(a, b):
+        iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+        if iw <= 0 or ih <= 0:
+            return 0.0
+        inter = float(iw * ih)
+        return inter / (float((a[2] - a[0]) * (a[3] - a[1])) + float((b[2] - b[0]) * (b[3] - b[1])) - inter)
+
+    want: list[int] = []
+    for i in range(len(box)):
+        if all(iou(box[i], box[k]) <= yunet_onnx.NMS_IOU for k in want):
+            want.append(i)
+    assert yunet_onnx._greedy_nms(box).tolist() == want
+    assert 20 < len(want) < 300
+
+
+def test_both_backends_answer_the_same_faces_in_a_crowd(grace):
+    crowd = np.ascontiguousarray(np.tile(grace[::3, ::3], (3, 4, 1)))  # 12 faces about 60 px wide
+    assert same_faces(crowd, min_face=20) == 12

@@ -212,12 +212,8 @@ def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
         return np.zeros((0, 15), np.int16)
     score, box, kps = np.concatenate(scores), np.concatenate(boxes), np.concatenate(points)
     order = np.argsort(-score, kind="stable")[:TOP_K]
-    keep: list[int] = []
-    for i in order:
-        if all(_iou(box[i], box[k]) <= NMS_IOU for k in keep):
-            keep.append(i)
-            if len(keep) == KEEP_TOP_K:
-                break
+    keep = _greedy_nms(box[order])
+    keep = order[keep[:KEEP_TOP_K]]
     out = np.zeros((len(keep), 15), np.int16)
     for row, i in enumerate(keep):  # C's float -> int conversions truncate towards zero
         x0, y0, x1, y1 = (float(v) for v in box[i])
@@ -226,14 +222,26 @@ def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """The library's Jaccard overlap of two (x0, y0, x1, y1) boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = float(iw * ih)
-    return inter / (float((a[2] - a[0]) * (a[3] - a[1])) + float((b[2] - b[0]) * (b[3] - b[1])) - inter)
+def _greedy_nms(box: np.ndarray) -> np.ndarray:
+    """Indices of the boxes (x0, y0, x1, y1, best first) the library's greedy suppression keeps: a box
+    goes when it overlaps a box kept before it by more than :data:`NMS_IOU` (the library's Jaccard
+    overlap: none unless the intersection has a positive width and height)."""
+    area = ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])).astype(np.float64)
+    alive = np.ones(len(box), bool)
+    keep = []
+    for i in range(len(box)):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+        if not len(rest):
+            break
+        iw = np.minimum(box[rest, 2], box[i, 2]) - np.maximum(box[rest, 0], box[i, 0])
+        ih = np.minimum(box[rest, 3], box[i, 3]) - np.maximum(box[rest, 1], box[i, 1])
+        inter = np.where((iw > 0) & (ih > 0), iw * ih, 0).astype(np.float64)
+        iou = np.divide(inter, area[rest] + area[i] - inter, out=np.zeros_like(inter), where=inter > 0)
+        alive[rest[iou > NMS_IOU]] = False
+    return np.array(keep, int)
 
 
 def padded_input(rgb: np.ndarray) -> np.ndarray:
