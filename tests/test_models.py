@@ -158,6 +158,34 @@ def test_label_sigma_and_neighbour_weight_change_the_pip_loss():
     assert centre_only["offset_l1"] != pytest.approx(even["offset_l1"], rel=1e-3)
 
 
+def test_jaw_weight_weighs_the_jaw_points_terms():
+    """With jaw_weight w the 17 jaw points' terms count w times the others' (68 weights of mean 1)."""
+    import torch.nn.functional as F
+
+    from facekeypoints.landmarks import JAW
+    from facekeypoints.training.losses import pip_loss
+
+    torch.manual_seed(0)
+    model = models.create("pip-s2")
+    h = model.input_size // model.stride
+    raw = torch.randn(2, 204, h, h)
+    target = torch.rand(2, 68, 2) * (model.input_size - 1)
+    cell = ((target + 0.5) / model.stride).floor().clamp(0, h - 1).long()
+    ce = F.cross_entropy(
+        raw[:, :68].reshape(-1, h * h), (cell[..., 1] * h + cell[..., 0]).reshape(-1), reduction="none"
+    )
+    ce = ce.reshape(2, 68)
+    weights = torch.ones(68)
+    weights[list(JAW)] = 3.0
+    weights = weights / weights.mean()
+    _, plain = pip_loss(model, raw, target)
+    _, same = pip_loss(model, raw, target, jaw_weight=1.0)
+    _, jawed = pip_loss(model, raw, target, jaw_weight=3.0)
+    assert plain["ce"] == pytest.approx(float(ce.mean()), rel=1e-5) and same == plain
+    assert jawed["ce"] == pytest.approx(float((ce * weights).mean()), rel=1e-5)
+    assert jawed["offset_l1"] != pytest.approx(plain["offset_l1"], rel=1e-4)
+
+
 def test_unknown_architecture_lists_valid_names():
     with pytest.raises(ModelError, match="pip-s"):
         models.create("nope")

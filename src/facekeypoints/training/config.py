@@ -44,6 +44,9 @@ class TrainConfig:
     point_weight: float = 0.0  #: PIP head: weight of an L1 loss on the decoded points (cell units)
     label_sigma: float = 0.0  #: PIP head: cell label as a Gaussian of this many cells (0 = one-hot)
     neighbour_weight: float = 0.25  #: PIP head: weight of the 8 neighbouring cells' offset L1
+    #: PIP head: weight of the 17 jaw points' loss terms against the other points' (1 = equal; the mean
+    #: weight stays 1): the jaw line is most of the gap to dlib on real photos (architecture_sweep.md)
+    jaw_weight: float = 1.0
     rotate_deg: float = 25.0  #: max |rotation| of a crop in degrees (real photos roll their heads)
     scale_jitter: float = 0.08  #: jittered crops: side multiplied by exp(U(-s, s))
     shift: float = 0.05  #: jittered crops: max centre shift as a fraction of the crop side
@@ -167,6 +170,7 @@ _RULES = {
     "point_weight": _NOT_NEGATIVE,
     "label_sigma": _NOT_NEGATIVE,
     "neighbour_weight": _NOT_NEGATIVE,
+    "jaw_weight": _POSITIVE,
     "rotate_deg": _DEGREES,
     "scale_jitter": _NOT_NEGATIVE,
     "shift": _NOT_NEGATIVE,

@@ -205,6 +205,7 @@ def _train(cfg: TrainConfig, command: str, created: list[Path]) -> Path:
         point_weight=cfg.point_weight,
         label_sigma=cfg.label_sigma,
         neighbour_weight=cfg.neighbour_weight,
+        jaw_weight=cfg.jaw_weight,
     )
     if is_main and ckpt is None:
         (run_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "world_size": world}, indent=2))

@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..landmarks import JAW
+
 
 def wing_loss(diff: torch.Tensor, w: float = 10.0, eps: float = 2.0) -> torch.Tensor:
     """Wing loss (Feng et al. 2018) of absolute differences ``diff`` (any shape), mean."""
@@ -49,25 +51,33 @@ def pip_loss(
     point_weight: float = 0.0,
     label_sigma: float = 0.0,
     neighbour_weight: float = 0.25,
+    jaw_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict]:
     """Cell classification (softmax over the grid) + L1 offsets in the 3x3 cells around the truth.
 
     ``label_sigma`` > 0 replaces the one-hot cell label by a Gaussian of that many cells around
     the true point. ``neighbour_weight`` weighs the offsets of the 8 cells around the true one
     against the true cell's. ``point_weight`` adds an L1 loss on the decoded points, in cell units
-    (crop pixels / stride).
+    (crop pixels / stride). ``jaw_weight`` weighs the jaw points' terms against the other points' (the
+    68 weights keep a mean of 1).
     """
     n, _, h, w = raw.shape
+    point_w = None
+    if jaw_weight != 1.0:
+        point_w = raw.new_ones(68)
+        point_w[list(JAW)] = jaw_weight
+        point_w = point_w / point_w.mean()
     s = float(model.stride)
     u = (target[..., 0] + 0.5) / s  # continuous cell coordinates
     v = (target[..., 1] + 0.5) / s
     j = u.floor().clamp(0, w - 1).long()
     i = v.floor().clamp(0, h - 1).long()
     scores = raw[:, :68].reshape(n * 68, h * w)
-    if label_sigma > 0:
-        ce = F.cross_entropy(scores, soft_cell_targets(u, v, h, w, label_sigma))
+    cell_target = soft_cell_targets(u, v, h, w, label_sigma) if label_sigma > 0 else (i * w + j).reshape(-1)
+    if point_w is None:
+        ce = F.cross_entropy(scores, cell_target)
     else:
-        ce = F.cross_entropy(scores, (i * w + j).reshape(-1))
+        ce = (F.cross_entropy(scores, cell_target, reduction="none").reshape(n, 68) * point_w).mean()
     offsets = raw[:, 68:].reshape(n, 2, 68, h * w)
     l1_total = raw.new_zeros(())
     weight_total = 0.0
@@ -78,6 +88,8 @@ def pip_loss(
         ox = torch.gather(offsets[:, 0], 2, idx).squeeze(2)
         oy = torch.gather(offsets[:, 1], 2, idx).squeeze(2)
         err = (ox - (u - jj.to(raw.dtype))).abs() + (oy - (v - ii.to(raw.dtype))).abs()
+        if point_w is not None:
+            err = err * point_w
         wt = 1.0 if (dx, dy) == (0, 0) else neighbour_weight
         l1_total = l1_total + wt * (err * valid).sum() / valid.sum().clamp(min=1.0)
         weight_total += wt
@@ -94,7 +106,7 @@ def pip_loss(
 def loss_for(model, **pip_weights: float):
     """The loss function matching ``model.head``.
 
-    ``pip_weights`` (``offset_weight``, ``point_weight``, ``label_sigma``, ``neighbour_weight``) go to
+    ``pip_weights`` (``offset_weight``, ``point_weight``, ``label_sigma``, ``neighbour_weight``, ``jaw_weight``) go to
     :func:`pip_loss`, whose signature holds their defaults; the regression head takes none.
     """
     if model.head == "pip":
