@@ -138,14 +138,18 @@ def test_soft_cell_targets_centre_on_the_true_point():
     assert float(q[1, 2, 1]) == pytest.approx(float(q[1, 2, 3]), abs=1e-6)
 
 
-def test_label_sigma_and_neighbour_weight_change_the_pip_loss():
-    from facekeypoints.training.losses import pip_loss
-
+def _random_pip_batch():
+    """A pip-s2 model, a random raw output for 2 crops and random targets (crop pixels), seeded."""
     torch.manual_seed(0)
     model = models.create("pip-s2")
     h = model.input_size // model.stride
-    raw = torch.randn(2, 204, h, h)
-    target = torch.rand(2, 68, 2) * (model.input_size - 1)
+    return model, torch.randn(2, 204, h, h), torch.rand(2, 68, 2) * (model.input_size - 1)
+
+
+def test_label_sigma_and_neighbour_weight_change_the_pip_loss():
+    from facekeypoints.training.losses import pip_loss
+
+    model, raw, target = _random_pip_batch()
     hot, hot_parts = pip_loss(model, raw, target)
     # a very narrow Gaussian is the one-hot label
     narrow, narrow_parts = pip_loss(model, raw, target, label_sigma=0.05)
@@ -165,11 +169,8 @@ def test_jaw_weight_weighs_the_jaw_points_terms():
     from facekeypoints.landmarks import JAW
     from facekeypoints.training.losses import pip_loss
 
-    torch.manual_seed(0)
-    model = models.create("pip-s2")
-    h = model.input_size // model.stride
-    raw = torch.randn(2, 204, h, h)
-    target = torch.rand(2, 68, 2) * (model.input_size - 1)
+    model, raw, target = _random_pip_batch()
+    h = raw.shape[-1]
     cell = ((target + 0.5) / model.stride).floor().clamp(0, h - 1).long()
     ce = F.cross_entropy(
         raw[:, :68].reshape(-1, h * h), (cell[..., 1] * h + cell[..., 0]).reshape(-1), reduction="none"
