@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from facekeypoints import evaluation
-from facekeypoints.conventions import shift_in_face_frame, to_face_frame
+from facekeypoints.conventions import measure_offset, shift_in_face_frame
 from facekeypoints.evaluation import iou
 from facekeypoints.export import update_metadata
 from facekeypoints.geometry import keypoint_box
@@ -40,19 +40,6 @@ from facekeypoints.training.data import load_sources
 RESULTS = Path(__file__).resolve().parent / "results"
 TRIM = 0.1
 FOLDS = 5
-
-
-def fit_offset(pred: np.ndarray, truth: np.ndarray, trim: float = TRIM) -> np.ndarray:
-    """Mean (68, 2) of answer - truth in each answer's own face frame, trimmed per coordinate."""
-    diff = to_face_frame(pred) - to_face_frame(truth, pred)
-    diff.sort(axis=0)
-    k = int(len(diff) * trim)
-    kept = diff[k : len(diff) - k] if len(diff) - 2 * k > 0 else diff
-    return kept.mean(axis=0).astype(np.float32)
-
-
-def nme(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    return np.array([evaluation.nme_io(p, t)[0] for p, t in zip(pred, truth)])
 
 
 def main(argv=None) -> int:
@@ -90,7 +77,7 @@ def main(argv=None) -> int:
     def table_from(kinds: list[str], exclude: dict[str, int] | None = None) -> np.ndarray:
         p = np.concatenate([pred[k][folds[k] != exclude.get(k, -1)] if exclude else pred[k] for k in kinds])
         t = np.concatenate([truth[k][folds[k] != exclude.get(k, -1)] if exclude else truth[k] for k in kinds])
-        return fit_offset(p, t)
+        return measure_offset(p, t, TRIM, frame="pred")
 
     choices = {"300w": ["300w"], "udacity": ["udacity"], "both": ["300w", "udacity"]}
     report: dict = {
@@ -100,7 +87,7 @@ def main(argv=None) -> int:
         "missed_by_detector": missed,
         "what": "NME_io % (iBUG placement) of the default pipeline's answers on held-out faces; corrected by a "
         f"table fitted on the other {FOLDS - 1} of {FOLDS} folds of the named set(s)",
-        "uncorrected": {k: round(float(nme(pred[k], truth[k]).mean() * 100), 3) for k in pred},
+        "uncorrected": {k: round(float(evaluation.nme_io(pred[k], truth[k]).mean() * 100), 3) for k in pred},
     }
     for name, kinds in choices.items():
         row = {}
@@ -110,7 +97,7 @@ def main(argv=None) -> int:
                 sel = folds[k] == f
                 table = table_from(kinds, {k: f})
                 out[sel] = shift_in_face_frame(pred[k][sel], table, sign=-1.0)
-            e = nme(out, truth[k])
+            e = evaluation.nme_io(out, truth[k])
             row[k] = round(float(e.mean() * 100), 3)
             row[f"{k}_over_10"] = int((e > 0.10).sum())
         report[f"corrected_by_{name}"] = row

@@ -29,7 +29,6 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from facekeypoints import evaluation, quality  # noqa: E402
-from facekeypoints.conventions import shift_in_face_frame  # noqa: E402
 from facekeypoints.evaluation import iou  # noqa: E402
 from facekeypoints.geometry import eye_angle, keypoint_box  # noqa: E402
 from facekeypoints.pipeline import FaceKeypointDetector  # noqa: E402
@@ -91,9 +90,7 @@ class ThirdPassRecorder:
         if not faces or self.last is None:
             return [], [], []
         k2, k3, tilts = self.last
-        table = self.det.model.output_offset
-        if table is not None and self.det.refine and self.det.flip:  # as the pipeline answers (bench/output_bias.py)
-            k2, k3 = shift_in_face_frame(k2, table, sign=-1.0), shift_in_face_frame(k3, table, sign=-1.0)
+        k2, k3 = self.det._less_offset(k2), self.det._less_offset(k3)  # as the pipeline answers them
         # the rows of the last landmarks call that were reported (an unsure detection may be dropped)
         rows = [int(np.argmin([np.abs(k - f.keypoints).max() for k in k3])) for f in faces]
         return [k2[r] for r in rows], [k3[r] for r in rows], [tilts[r] for r in rows]

@@ -70,6 +70,21 @@ def test_measure_offset_recovers_a_known_offset_despite_outliers():
     assert np.abs(got - true_offset).max() < 0.01
 
 
+def test_an_offset_measured_in_the_predictions_frame_undoes_itself():
+    """Measured with frame="pred" (the frame a correction of predictions is applied in, the truth being
+    unknown then), the offset subtracted from the predictions brings them back onto the truths."""
+    rng = np.random.default_rng(1)
+    true_offset = rng.normal(0, 0.02, (NUM_LANDMARKS, 2))
+    truths = np.stack([_face(rng.uniform(-30, 30), rng.uniform(0.5, 2)) for _ in range(40)])
+    preds = np.stack([conventions.shift_in_face_frame(t, true_offset) for t in truths])
+    table = conventions.measure_offset(preds, truths, frame="pred")
+    back = conventions.shift_in_face_frame(preds, table, sign=-1.0)
+    iod = np.linalg.norm(truths[:, 45] - truths[:, 36], axis=1)
+    assert (np.linalg.norm(back - truths, axis=2).max(axis=1) / iod).max() < 0.002
+    with pytest.raises(ValueError, match="frame"):
+        conventions.measure_offset(preds, truths, frame="image")
+
+
 # --- training data: sources, photos held out together, weights ---------------------------------------
 
 

@@ -84,12 +84,16 @@ def shift_in_face_frame(points: np.ndarray, offset: np.ndarray, sign: float = 1.
     return out.astype(np.float32).reshape(pts.shape)
 
 
-def measure_offset(pred: np.ndarray, truth: np.ndarray, trim: float = 0.1) -> np.ndarray:
+def measure_offset(pred: np.ndarray, truth: np.ndarray, trim: float = 0.1, frame: str = "truth") -> np.ndarray:
     """The mean (68, 2) face-frame difference ``pred - truth`` over N faces, each point's x and y
     trimmed of the ``trim`` share of faces at either end (robust to the few failed faces).
-    The frame of each face is its truth's."""
+    The frame of each face is its truth's, or with ``frame="pred"`` its prediction's (what a
+    correction applied to predictions, whose truth is unknown, is measured in)."""
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
-    diff = to_face_frame(pred, truth) - to_face_frame(truth)
+    if frame not in ("truth", "pred"):
+        raise ValueError(f"frame must be 'truth' or 'pred', got {frame!r}")
+    of = truth if frame == "truth" else pred
+    diff = to_face_frame(pred, of) - to_face_frame(truth, of)
     diff.sort(axis=0)
     k = int(len(diff) * trim)
     kept = diff[k : len(diff) - k] if len(diff) - 2 * k > 0 else diff

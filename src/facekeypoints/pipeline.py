@@ -266,6 +266,14 @@ class FaceKeypointDetector:
             scores[again] = s3
         return kps, scores
 
+    def _less_offset(self, kps: np.ndarray) -> np.ndarray:
+        """Answers ``kps`` (N, 68, 2), model's convention) less the offset the default passes' answers carry
+        on every face (``output_offset``), when this detector runs those passes (``refine`` and ``flip``): it
+        was measured with them, and a single pass, or one without the mirrored read, carries another."""
+        if self.refine and self.flip and self.model.output_offset is not None:
+            return shift_in_face_frame(kps, self.model.output_offset, sign=-1.0)
+        return kps
+
     def landmarks(
         self, rgb: np.ndarray, boxes: np.ndarray, convention: str | None = None, box: str = "detector"
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -322,10 +330,8 @@ class FaceKeypointDetector:
             kps[unsure[take]], scores[unsure[take]] = alt_k[take], alt_s[take]
         if self.refine:
             kps, scores = self._level_again(rgb, kps, scores)
-        if offset and self.refine and self.flip and self.model.output_offset is not None:
-            # the offset the default passes' answers carry on every face (measured with them: a single pass,
-            # or one without the mirrored read, carries another, mostly smaller, one)
-            kps = shift_in_face_frame(kps, self.model.output_offset, sign=-1.0)
+        if offset:
+            kps = self._less_offset(kps)
         kps = convert(kps, self.model.convention, convention or self.convention)
         return kps.astype(np.float32), None if scores is None else scores.astype(np.float32)
 

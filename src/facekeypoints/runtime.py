@@ -21,6 +21,20 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "facekeypoints-pip-w112.onnx"
 
 
+def session_options(threads: int):
+    """ONNX Runtime session options for one call on ``threads`` CPU threads, no inter-op parallelism,
+    and idle pool threads that sleep instead of spinning, so they never take a shared core from the
+    thread doing the work, from the caller's other threads or from the neighbours."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
 def sha256_of(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -66,16 +80,10 @@ class KeypointModel:
             got = sha256_of(self.path)
             if want != got:
                 raise ModelError(f"{self.path}: sha256 {got[:12]}... does not match its metadata ({str(want)[:12]}...)")
-        opts = ort.SessionOptions()
         #: ONNX Runtime's threads for one call: ``threads``, else the CPUs this process may really
         #: use (affinity mask and cgroup quota, :mod:`facekeypoints.cpus`), not the machine's count
         self.threads = int(threads) if threads else available_cpus()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        # idle pool threads sleep instead of spinning, so they never take a shared core from the
-        # thread doing the work, from the caller's other threads or from the neighbours
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
+        opts = session_options(self.threads)
         providers = list(providers) if providers else ["CPUExecutionProvider"]
         missing = [p for p in providers if p not in ort.get_available_providers()]
         if missing:

@@ -59,8 +59,10 @@ _ENTRY = "_Z14facedetect_cnnPhS_iii"
 _RESULT_BYTES = 0x9000
 
 
+@functools.cache
 def _library():
-    """libfacedetection's compiled library (ctypes), or None where it cannot be found or loaded.
+    """libfacedetection's compiled library (ctypes, loaded once for both backends), or None where it
+    cannot be found or loaded.
 
     Its OpenMP pool is sized once, when the library loads: from the CPUs this process may use
     (affinity, cgroup quota), not the machine's, unless the user set OMP_NUM_THREADS; and its idle
@@ -139,21 +141,22 @@ class _OnnxBackend:
         self._model = model
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
+        self._names: list[str] = []  # the graph's outputs, read from its first session
 
     def session(self, threads: int):
         session = self._sessions.get(threads)
         if session is None:
             import onnxruntime as ort
 
+            from ..runtime import session_options
+
             with self._lock:
                 session = self._sessions.get(threads)
                 if session is None:
-                    opts = ort.SessionOptions()
-                    opts.intra_op_num_threads = threads
-                    opts.inter_op_num_threads = 1
-                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    opts.log_severity_level = 3
-                    session = ort.InferenceSession(self._model, opts, providers=["CPUExecutionProvider"])
+                    session = ort.InferenceSession(
+                        self._model, session_options(threads), providers=["CPUExecutionProvider"]
+                    )
+                    self._names = [o.name for o in session.get_outputs()]
                     self._sessions[threads] = session
         return session
 
@@ -161,9 +164,8 @@ class _OnnxBackend:
         from . import yunet_onnx
 
         session = self.session(int(threads) if threads else _default_threads())
-        names = [o.name for o in session.get_outputs()]
-        outputs = session.run(names, {"rgb": yunet_onnx.padded_input(rgb)})
-        return yunet_onnx.decode(dict(zip(names, outputs)))
+        outputs = session.run(self._names, {"rgb": yunet_onnx.padded_input(rgb)})
+        return yunet_onnx.decode(dict(zip(self._names, outputs)))
 
 
 @functools.cache

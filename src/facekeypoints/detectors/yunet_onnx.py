@@ -17,9 +17,9 @@ non-maximum suppression follow the library's ``detection_output`` (score = sqrt(
 kept from 0.2, boxes overlapping a better one by IoU over 0.45 dropped, at most 512 faces: the
 constants the compiled ``objectdetect_cnn`` passes it), and
 the answer is rounded as the library rounds it (integer pixels, score in whole percent), so the
-two backends give the same boxes (``tests/test_detectors.py`` checks it).
+two backends give the same boxes (``tests/test_yunet_onnx.py`` checks it).
 
-:func:`build_model` returns None when the library's table is not the one described (another
+:func:`read_layers` returns None when the library's table is not the one described (another
 version of the package): :mod:`.yunet` then calls the library itself.
 """
 
@@ -71,8 +71,9 @@ class _ConvInfo(ctypes.Structure):
 
 
 def read_layers(library: ctypes.CDLL) -> list[dict] | None:
-    """The library's 53 layers as dicts (channels, num_filters, depthwise, pointwise, relu, weights,
-    biases as float32 arrays), or None when the table is missing or not shaped as expected."""
+    """The library's 53 layers as dicts (channels, num_filters, depthwise, relu, weights and biases as
+    float32 arrays; a layer that is not depthwise is pointwise), or None when the table is missing or
+    not shaped as expected."""
     try:
         table = (_ConvInfo * LAYERS).in_dll(library, "param_pConvInfo")
     except (ValueError, AttributeError):
@@ -134,7 +135,7 @@ def build_model(layers: list[dict]) -> bytes:
     g.input("rgb", [1, 3, "height", "width"])
     count = [0]
 
-    def conv(x: str, index: int, stride: int = 1, relu: bool | None = None) -> str:
+    def conv(x: str, index: int, relu: bool | None = None) -> str:
         layer = layers[index]
         c, n = layer["channels"], layer["num_filters"]
         if index == 0:  # 3x3 stride 2 over the picture: weights (n, 32) of which (ky, kx, B G R) = 27
