@@ -93,18 +93,97 @@ async def _client_loop(client, url: str, body: bytes, stop_at: float, out: dict)
             out["error_kinds"][key] = out["error_kinds"].get(key, 0) + 1
 
 
-async def http_load(url: str, body: bytes, clients: int, duration: float) -> dict:
+class _RawConnection:
+    """One kept-alive HTTP/1.1 connection that posts the photo and reads the answer with asyncio streams:
+    a load generator that spends little CPU, so that on a 2-CPU machine the server gets nearly all of it."""
+
+    def __init__(self, url: str):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.host, self.port, self.reader, self.writer = parts.hostname, parts.port or 80, None, None
+
+    async def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\ncontent-type: {content_type}\r\n"
+            f"content-length: {len(body)}\r\n\r\n"
+        )
+        try:
+            self.writer.write(head.encode("latin-1") + body)
+            status_and_headers = await self.reader.readuntil(b"\r\n\r\n")
+            lines = status_and_headers.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            answer = await self.reader.readexactly(int(headers.get("content-length", 0)))
+            if headers.get("connection") == "close":
+                await self.close()
+            return status, answer
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+class _RawResponse:
+    def __init__(self, status: int, body: bytes):
+        self.status_code, self.body = status, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+async def _raw_client_loop(url: str, body: bytes, stop_at: float, out: dict) -> None:
+    """:func:`_client_loop` on its own :class:`_RawConnection`."""
+    conn = _RawConnection(url)
+
+    class Client:
+        async def post(self, target: str, content: bytes, headers: dict) -> _RawResponse:
+            from urllib.parse import urlsplit
+
+            return _RawResponse(*await conn.post(urlsplit(target).path, content, headers["Content-Type"]))
+
+    try:
+        await _client_loop(Client(), url + "/v1/landmarks", body, stop_at, out)
+    finally:
+        await conn.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def http_load(url: str, body: bytes, clients: int, duration: float, client: str = "httpx") -> dict:
+    """``clients`` connections posting ``body`` for ``duration`` s; ``client``: "httpx" (a full HTTP client)
+    or "raw" (:class:`_RawConnection`, lighter on the CPU)."""
     import httpx
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     out = {"sent": 0, "answered": 0, "ok": 0, "errors": 0, "lost": 0, "latencies": [], "error_kinds": {}}
     out["lost_reasons"] = {}
+    client_kind = client
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0)) as client:
         before = (await client.get(url + "/healthz")).json()
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         stop_at = t0 + duration
-        await asyncio.gather(*(_client_loop(client, url + "/v1/landmarks", body, stop_at, out) for _ in range(clients)))
+        if client_kind == "raw":
+            loops = [_raw_client_loop(url, body, stop_at, out) for _ in range(clients)]
+        else:
+            loops = [_client_loop(client, url + "/v1/landmarks", body, stop_at, out) for _ in range(clients)]
+        await asyncio.gather(*loops)
         elapsed = time.perf_counter() - t0
+        out["client_cpu_s"] = round(time.process_time() - cpu0, 2)
         after = (await client.get(url + "/healthz")).json()
     out["elapsed_s"] = elapsed
     out["server_served"] = after["served"] - before["served"]
@@ -191,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=float, default=10.0, help="seconds of the one-client run (0: skip)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: raw (asyncio streams, little CPU; default) or httpx (a full HTTP client, more CPU)",
+    )
     args = parser.parse_args(argv)
 
     from facekeypoints.server.limits import ServerConfig
@@ -209,12 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             proc, url = start_server(threads, args.workers, log_path)
         # Warm up every worker thread (first calls build detectors) before measuring.
-        asyncio.run(http_load(url, body, max(2, threads), 2.0))
+        asyncio.run(http_load(url, body, max(2, threads), 2.0, args.client))
         if args.single > 0:
-            res = asyncio.run(http_load(url, body, 1, args.single))
+            res = asyncio.run(http_load(url, body, 1, args.single, args.client))
             raw["http_1_client"] = res
             rows.append(summarise("HTTP, 1 client", res))
-        res = asyncio.run(http_load(url, body, args.clients, args.duration))
+        server_cpu0 = None if proc is None else _cpu_seconds(proc.pid)
+        res = asyncio.run(http_load(url, body, args.clients, args.duration, args.client))
+        if server_cpu0 is not None:
+            res["server_cpu_s"] = round(_cpu_seconds(proc.pid) - server_cpu0, 2)
         raw["http"] = res
         rows.append(summarise(f"HTTP, {args.clients} clients", res))
     finally:
@@ -252,12 +340,24 @@ def main(argv: list[str] | None = None) -> int:
         f"errors {http['error_kinds'] or 0}; lost {http['lost_reasons'] or 0}; "
         f"server timeouts {http['server_timeouts']}, busy {http['server_busy']}"
     )
+    cores = f"{http['server_cpu_s'] / http['elapsed_s']:.2f}" if "server_cpu_s" in http else "n/a"
+    print(
+        f"CPU during the HTTP run ({args.client} client): server {cores} cores, "
+        f"load generator {http['client_cpu_s'] / http['elapsed_s']:.2f} cores"
+    )
     by_run = {r["run"]: r for r in rows}
     inproc = by_run.get(f"in-process, {args.clients} callers")
     if inproc:
         overhead = 1 - by_run[f"HTTP, {args.clients} clients"]["req_per_s"] / inproc["req_per_s"]
         print(f"throughput cost of HTTP at {args.clients} clients: {overhead * 100:.1f}%")
     one, one_in = by_run.get("HTTP, 1 client"), by_run.get("in-process, 1 caller")
+    if one_in:
+        ceiling = threads * one_in["req_per_s"]
+        share = by_run[f"HTTP, {args.clients} clients"]["req_per_s"] / ceiling
+        print(
+            f"HTTP at {args.clients} clients: {share * 100:.0f}% of {threads} threads x the one-caller in-process rate "
+            f"({one_in['req_per_s']:.1f}/s: decode, detect, landmarks, JSON on one thread)"
+        )
     if one and one_in:
         print(f"per-request cost of HTTP (1 client, p50): {one['p50'] - one_in['p50']:.1f} ms")
     if args.json:
