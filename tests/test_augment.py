@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -71,3 +73,26 @@ def test_unjittered_crops_keep_the_crop_rule_at_any_angle(seed):
     lo, hi = inside.min(0), inside.max(0)
     assert np.allclose((lo + hi) / 2, 47.5, atol=1e-3)
     assert np.isclose((hi - lo).max(), 96 / 1.25, atol=1e-3)
+
+
+def test_textured_occlusion_pastes_a_mirrored_patch_of_the_same_crop():
+    from facekeypoints.augment import photometric
+
+    # every column its own colour, increasing to the right: a pasted patch brings only colours the crop
+    # already has, and mirrored they decrease to the right
+    crop = np.zeros((64, 64, 3), np.uint8)
+    crop[:, :, 0] = np.arange(64, dtype=np.uint8)[None, :] * 4
+    crop[:, :, 1] = 255 - crop[:, :, 0]
+    plain = AugmentConfig().with_photometric_strength(0.0)
+    textured = replace(plain, occlusion_prob=1.0, occlusion_texture=1.0)
+    for seed in range(10):
+        out = photometric(crop, textured, np.random.default_rng(seed))
+        changed = (out != crop).any(axis=2)
+        assert changed.any()
+        assert set(map(tuple, out.reshape(-1, 3))) <= set(map(tuple, crop.reshape(-1, 3)))
+        row = int(np.flatnonzero(changed.any(axis=1))[0])
+        assert (np.diff(out[row, changed[row], 0].astype(int)) < 0).all()
+    flat = replace(plain, occlusion_prob=1.0, occlusion_texture=0.0)
+    out = photometric(crop, flat, np.random.default_rng(0))
+    patch = out[(out != crop).any(axis=2)]
+    assert len(patch) and (patch == patch[0]).all()  # one flat grey

@@ -34,7 +34,10 @@ class AugmentConfig:
     blur_prob: float = 0.15
     noise_prob: float = 0.2
     noise_std: float = 6.0  #: gaussian noise, grey levels
-    occlusion_prob: float = 0.0  #: random gray rectangle over part of the crop
+    occlusion_prob: float = 0.0  #: random rectangle over 15-40 % of the crop's width and height
+    #: share of those rectangles that are a patch of the same crop from elsewhere, mirrored (skin, hair,
+    #: clothes, background: textured like real occluders); the rest are one flat grey
+    occlusion_texture: float = 0.0
     downscale_prob: float = 0.15  #: shrink the crop to 35-80 % of its side and back (a small or soft photo)
     jpeg_prob: float = 0.15  #: re-encode as JPEG of quality 20-70 (compression blocks and ringing)
 
@@ -124,7 +127,11 @@ def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) 
         h, w = img.shape[:2]
         rw, rh = int(rng.uniform(0.15, 0.4) * w), int(rng.uniform(0.15, 0.4) * h)
         x, y = int(rng.integers(0, w - rw)), int(rng.integers(0, h - rh))
-        img[y : y + rh, x : x + rw] = rng.uniform(0, 255)
+        if cfg.occlusion_texture > 0 and rng.random() < cfg.occlusion_texture:
+            sx, sy = int(rng.integers(0, w - rw)), int(rng.integers(0, h - rh))
+            img[y : y + rh, x : x + rw] = img[sy : sy + rh, sx : sx + rw][:, ::-1].copy()
+        else:
+            img[y : y + rh, x : x + rw] = rng.uniform(0, 255)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 

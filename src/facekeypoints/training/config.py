@@ -54,7 +54,10 @@ class TrainConfig:
     #: mirrored, their labels are not mirror-consistent (training/mirror.py)
     flip_prob: float = 0.5
     jitter_prob: float = 0.3  #: share of crops jittered like a detector box; the rest stay nearly on the crop rule
-    occlusion_prob: float = 0.0  #: share of crops with a random gray rectangle over part of them
+    occlusion_prob: float = 0.0  #: share of crops with a random rectangle over part of them
+    #: share of those rectangles that are a mirrored patch of the same crop from elsewhere (textured like real
+    #: occluders: skin, hair, clothes, background); the rest are one flat grey
+    occlusion_texture: float = 0.0
     photometric: float = 1.0  #: strength of the colour, blur and noise changes (1 = AugmentConfig's, 0 = none)
     #: last N epochs: rotation, photometric strength and mirroring capped by the --finish-* values (crops
     #: nearer the measured ones); at most half the run's epochs (--epochs 2 has 1 finishing epoch)
@@ -177,6 +180,7 @@ _RULES = {
     "flip_prob": _PROBABILITY,
     "jitter_prob": _PROBABILITY,
     "occlusion_prob": _PROBABILITY,
+    "occlusion_texture": _PROBABILITY,
     "photometric": _NOT_NEGATIVE,
     "finish_epochs": _NOT_NEGATIVE,
     "finish_rotate_deg": _DEGREES,

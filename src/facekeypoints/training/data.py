@@ -133,6 +133,7 @@ def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
         flip_prob=flip,
         jitter_prob=cfg.jitter_prob,
         occlusion_prob=cfg.occlusion_prob,
+        occlusion_texture=cfg.occlusion_texture,
     ).with_photometric_strength(strength)
 
 
