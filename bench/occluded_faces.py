@@ -42,6 +42,7 @@ from facekeypoints.training.data import load_sources  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rolled_faces import matched  # noqa: E402
+from rolled_faces import summary as rolled_summary  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OCCLUDERS = ("none", "texture", "flat")
@@ -78,16 +79,11 @@ def occluded(
 
 
 def summary(errors: list[float], n: int) -> dict:
-    e = np.array(errors, dtype=np.float64)
-    if len(e) == 0:
-        return {"found": 0, "of": n}
-    return {
-        "found": int(len(e)),
-        "of": n,
-        "nme_mean": round(float(e.mean() * 100), 3),
-        "nme_median": round(float(np.median(e) * 100), 3),
-        "over_10": int((e > 0.10).sum()),
-    }
+    """:func:`rolled_faces.summary` (found, mean, faces over 10 %, worst) and the median."""
+    row = rolled_summary(errors, n)
+    if errors:
+        row["nme_median"] = round(float(np.median(errors) * 100), 3)
+    return row
 
 
 def main(argv=None) -> int:
