@@ -100,13 +100,16 @@ def main(argv=None) -> int:
     for name, img in nonfaces.items():
         _, sc = det.landmarks(img, np.array([[20, 20, 140, 140]], np.float32), box="landmarks")
         nonface_q[name] = round(float(cal.quality(sc[0])), 4)
-    halves = []
+    halves, half_nme = [], []
     for _, s in val[:: max(1, len(val) // 100)]:
         x0, y0, x1, y1 = keypoint_box(s.keypoints)
         cut = s.image.copy()
         cut[int((y0 + y1) / 2) :] = 0  # the lower half of the face blacked out
-        _, sc = det.landmarks(cut, keypoint_box(s.keypoints)[None], box="landmarks")
+        kp, sc = det.landmarks(cut, keypoint_box(s.keypoints)[None], box="landmarks")
         halves.append(float(cal.quality(sc[0])))
+        half_nme.append(100 * float(evaluation.nme_io(kp, s.keypoints[None])[0]))  # all 68 points, hidden or not
+    halves, half_nme = np.array(halves), np.array(half_nme)
+    passed = halves >= thr  # half faces the threshold would keep: are their readings good?
 
     report = {
         "model": str(args.model),
@@ -128,7 +131,14 @@ def main(argv=None) -> int:
             k: round(float(np.median(q_all[np.array(kinds) == k])), 4) for k in sorted(set(kinds))
         },
         "no_face": nonface_q,
-        "face_cut_in_half": {"median": round(float(np.median(halves)), 4), "max": round(float(np.max(halves)), 4)},
+        "face_cut_in_half": {
+            "faces": int(len(halves)),
+            "median": round(float(np.median(halves)), 4),
+            "max": round(float(np.max(halves)), 4),
+            "nme_median_percent": round(float(np.median(half_nme)), 2),
+            "at_or_over_threshold": int(passed.sum()),
+            "their_nme_percent": sorted(round(float(e), 1) for e in half_nme[passed]),
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
