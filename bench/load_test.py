@@ -93,33 +93,50 @@ async def _client_loop(client, url: str, body: bytes, stop_at: float, out: dict)
             out["error_kinds"][key] = out["error_kinds"].get(key, 0) + 1
 
 
+class _RawResponse:
+    def __init__(self, status: int, body: bytes):
+        self.status_code, self.body = status, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
 class _RawConnection:
     """One kept-alive HTTP/1.1 connection that posts the photo and reads the answer with asyncio streams:
-    a load generator that spends little CPU, so that on a 2-CPU machine the server gets nearly all of it."""
+    a load generator that spends little CPU, so that on a 2-CPU machine the server gets nearly all of it.
+    Its :meth:`post` is called as httpx's is (by :func:`_client_loop`)."""
 
     def __init__(self, url: str):
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
         self.host, self.port, self.reader, self.writer = parts.hostname, parts.port or 80, None, None
+        self._heads: dict[tuple[str, str, int], bytes] = {}  # request heads, made once per target
 
-    async def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    def _head(self, url: str, content_type: str, length: int) -> bytes:
+        key = (url, content_type, length)
+        if key not in self._heads:
+            from urllib.parse import urlsplit
+
+            self._heads[key] = (
+                f"POST {urlsplit(url).path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+                f"content-type: {content_type}\r\ncontent-length: {length}\r\n\r\n"
+            ).encode("latin-1")
+        return self._heads[key]
+
+    async def post(self, url: str, content: bytes, headers: dict) -> _RawResponse:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (
-            f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\ncontent-type: {content_type}\r\n"
-            f"content-length: {len(body)}\r\n\r\n"
-        )
         try:
-            self.writer.write(head.encode("latin-1") + body)
+            self.writer.write(self._head(url, headers["Content-Type"], len(content)) + content)
             status_and_headers = await self.reader.readuntil(b"\r\n\r\n")
             lines = status_and_headers.decode("latin-1").split("\r\n")
             status = int(lines[0].split()[1])
-            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
-            answer = await self.reader.readexactly(int(headers.get("content-length", 0)))
-            if headers.get("connection") == "close":
+            fields = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            answer = await self.reader.readexactly(int(fields.get("content-length", 0)))
+            if fields.get("connection") == "close":
                 await self.close()
-            return status, answer
+            return _RawResponse(status, answer)
         except BaseException:
             await self.close()
             raise
@@ -130,26 +147,11 @@ class _RawConnection:
             self.reader = self.writer = None
 
 
-class _RawResponse:
-    def __init__(self, status: int, body: bytes):
-        self.status_code, self.body = status, body
-
-    def json(self):
-        return json.loads(self.body)
-
-
 async def _raw_client_loop(url: str, body: bytes, stop_at: float, out: dict) -> None:
     """:func:`_client_loop` on its own :class:`_RawConnection`."""
     conn = _RawConnection(url)
-
-    class Client:
-        async def post(self, target: str, content: bytes, headers: dict) -> _RawResponse:
-            from urllib.parse import urlsplit
-
-            return _RawResponse(*await conn.post(urlsplit(target).path, content, headers["Content-Type"]))
-
     try:
-        await _client_loop(Client(), url + "/v1/landmarks", body, stop_at, out)
+        await _client_loop(conn, url + "/v1/landmarks", body, stop_at, out)
     finally:
         await conn.close()
 
@@ -171,20 +173,19 @@ async def http_load(url: str, body: bytes, clients: int, duration: float, client
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     out = {"sent": 0, "answered": 0, "ok": 0, "errors": 0, "lost": 0, "latencies": [], "error_kinds": {}}
     out["lost_reasons"] = {}
-    client_kind = client
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0)) as client:
-        before = (await client.get(url + "/healthz")).json()
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0)) as http:
+        before = (await http.get(url + "/healthz")).json()
         cpu0 = time.process_time()
         t0 = time.perf_counter()
         stop_at = t0 + duration
-        if client_kind == "raw":
+        if client == "raw":
             loops = [_raw_client_loop(url, body, stop_at, out) for _ in range(clients)]
         else:
-            loops = [_client_loop(client, url + "/v1/landmarks", body, stop_at, out) for _ in range(clients)]
+            loops = [_client_loop(http, url + "/v1/landmarks", body, stop_at, out) for _ in range(clients)]
         await asyncio.gather(*loops)
         elapsed = time.perf_counter() - t0
         out["client_cpu_s"] = round(time.process_time() - cpu0, 2)
-        after = (await client.get(url + "/healthz")).json()
+        after = (await http.get(url + "/healthz")).json()
     out["elapsed_s"] = elapsed
     out["server_served"] = after["served"] - before["served"]
     out["server_timeouts"] = after["timeouts"] - before["timeouts"]
