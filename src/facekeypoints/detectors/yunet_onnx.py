@@ -213,8 +213,7 @@ def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
         return np.zeros((0, 15), np.int16)
     score, box, kps = np.concatenate(scores), np.concatenate(boxes), np.concatenate(points)
     order = np.argsort(-score, kind="stable")[:TOP_K]
-    keep = _greedy_nms(box[order])
-    keep = order[keep[:KEEP_TOP_K]]
+    keep = order[_greedy_nms(box[order], KEEP_TOP_K)]
     out = np.zeros((len(keep), 15), np.int16)
     for row, i in enumerate(keep):  # C's float -> int conversions truncate towards zero
         x0, y0, x1, y1 = (float(v) for v in box[i])
@@ -223,10 +222,10 @@ def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-def _greedy_nms(box: np.ndarray) -> np.ndarray:
-    """Indices of the boxes (x0, y0, x1, y1, best first) the library's greedy suppression keeps: a box
-    goes when it overlaps a box kept before it by more than :data:`NMS_IOU` (the library's Jaccard
-    overlap: none unless the intersection has a positive width and height)."""
+def _greedy_nms(box: np.ndarray, limit: int = KEEP_TOP_K) -> np.ndarray:
+    """Indices of the boxes (x0, y0, x1, y1, best first) the library's greedy suppression keeps, at most
+    ``limit``: a box goes when it overlaps a box kept before it by more than :data:`NMS_IOU` (the library's
+    Jaccard overlap: none unless the intersection has a positive width and height)."""
     area = ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])).astype(np.float64)
     alive = np.ones(len(box), bool)
     keep = []
@@ -235,7 +234,7 @@ def _greedy_nms(box: np.ndarray) -> np.ndarray:
             continue
         keep.append(i)
         rest = np.flatnonzero(alive[i + 1 :]) + i + 1
-        if not len(rest):
+        if len(keep) == limit or not len(rest):
             break
         iw = np.minimum(box[rest, 2], box[i, 2]) - np.maximum(box[rest, 0], box[i, 0])
         ih = np.minimum(box[rest, 3], box[i, 3]) - np.maximum(box[rest, 1], box[i, 1])
