@@ -32,6 +32,7 @@ from facekeypoints.conventions import measure_offset, shift_in_face_frame
 from facekeypoints.evaluation import iou
 from facekeypoints.export import update_metadata
 from facekeypoints.geometry import keypoint_box
+from facekeypoints.landmarks import JAW, OUTER_EYE_CORNERS
 from facekeypoints.pipeline import FaceKeypointDetector
 from facekeypoints.runtime import DEFAULT_MODEL
 from facekeypoints.training.config import TrainConfig
@@ -100,6 +101,7 @@ def main(argv=None) -> int:
             e = evaluation.nme_io(out, truth[k])
             row[k] = round(float(e.mean() * 100), 3)
             row[f"{k}_over_10"] = int((e > 0.10).sum())
+            row[f"{k}_jaw"], row[f"{k}_other_points"] = _jaw_and_rest(out, truth[k])
         report[f"corrected_by_{name}"] = row
     final = table_from(choices[args.table])
     size = np.linalg.norm(final, axis=1)
@@ -126,6 +128,15 @@ def main(argv=None) -> int:
         )
         print(f"wrote output_offset into {Path(args.model).with_suffix('.json')}", file=sys.stderr)
     return 0
+
+
+def _jaw_and_rest(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Mean point error (% of the eye-corner distance) of the 17 jaw points and of the other 51."""
+    io = np.linalg.norm(truth[:, OUTER_EYE_CORNERS[1]] - truth[:, OUTER_EYE_CORNERS[0]], axis=1)
+    err = np.linalg.norm(pred - truth, axis=2) / io[:, None]
+    jaw = np.zeros(err.shape[1], bool)
+    jaw[list(JAW)] = True
+    return round(float(err[:, jaw].mean() * 100), 3), round(float(err[:, ~jaw].mean() * 100), 3)
 
 
 if __name__ == "__main__":

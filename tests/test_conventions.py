@@ -123,6 +123,36 @@ def test_sources_kinds_conventions_and_weights(tmp_path):
         with pytest.raises(InputError, match=message):
             sources(TrainConfig(data=[str(pts_dir), str(zip_root)], data_weights=bad))
     assert TrainConfig(data="one/path").data == ["one/path"]  # configs from before --data could repeat
+    assert [s.jaw_weight for s in got] == [1.0, 1.0]
+    jawless = sources(TrainConfig(data=[str(pts_dir), str(zip_root)], data_jaw_weights="1,0"))
+    assert [s.jaw_weight for s in jawless] == [1.0, 0.0]
+    bad_jaws = [
+        ("1", "has 1 values for 2"),
+        ("0,x", "must be numbers separated"),
+        ("1,-1", "must all be zero or positive"),
+    ]
+    for bad, message in bad_jaws:
+        with pytest.raises(InputError, match="--data-jaw-weights " + message):
+            TrainConfig(data=[str(pts_dir), str(zip_root)], data_jaw_weights=bad).validate()
+
+
+def test_a_source_with_jaw_weight_zero_gives_its_crops_zero_weight_on_the_jaw_points_only():
+    from facekeypoints.augment import AugmentConfig
+    from facekeypoints.data.udacity import Sample
+    from facekeypoints.geometry import CropRule
+    from facekeypoints.landmarks import JAW
+    from facekeypoints.training.data import AugmentedFaces
+    from synthetic import random_face
+
+    a = [Sample(f"a{i}", *random_face(i)) for i in range(3)]
+    b = [Sample(f"b{i}", *random_face(100 + i)) for i in range(3)]
+    ds = AugmentedFaces([(a, 1.0, True, 1.0), (b, 1.0, True, 0.0)], 64, CropRule(), AugmentConfig(), seed=0)
+    jaw = np.zeros(68, bool)
+    jaw[list(JAW)] = True
+    for i, (gi, _) in enumerate(ds._plan):
+        w = ds[i][2].numpy()
+        assert w.shape == (68,) and np.all(w[~jaw] == 1.0)
+        assert np.all(w[jaw] == (0.0 if gi == 1 else 1.0))
 
 
 def test_weights_set_how_many_faces_of_each_source_an_epoch_draws_and_only_consistent_ones_mirror():
@@ -141,13 +171,13 @@ def test_weights_set_how_many_faces_of_each_source_an_epoch_draws_and_only_consi
     assert np.bincount(plan[plan[:, 0] == 0, 1], minlength=10).tolist() == [2] * 10  # every face twice
     assert len(set(plan[plan[:, 0] == 1, 1].tolist())) == 4  # half of b, no face twice
     no_flip = AugmentedFaces([(a, 1.0, True)], 64, CropRule(), AugmentConfig(**{**aug.__dict__, "flip_prob": 0.0}), 0)
-    x_unmirrored, y_unmirrored = no_flip[0]
-    x, y = ds[0]  # source a: labels not mirror-consistent, never mirrored although flip_prob is 1
+    x_unmirrored, y_unmirrored, _ = no_flip[0]
+    x, y, _ = ds[0]  # source a: labels not mirror-consistent, never mirrored although flip_prob is 1
     assert np.array_equal(x.numpy(), x_unmirrored.numpy()) and np.allclose(y.numpy(), y_unmirrored.numpy())
-    xb, _ = ds[len(ds) - 1]  # source b: mirrored
+    xb, _, _ = ds[len(ds) - 1]  # source b: mirrored
     face_b = b[ds._plan[len(ds) - 1, 1]]
     unflipped = AugmentConfig(**{**aug.__dict__, "flip_prob": 0.0})
-    xb0, _ = AugmentedFaces([([face_b], 1.0, True)], 64, CropRule(), unflipped, 0)[0]
+    xb0, _, _ = AugmentedFaces([([face_b], 1.0, True)], 64, CropRule(), unflipped, 0)[0]
     assert np.abs(xb.numpy() - xb0.numpy()[:, :, ::-1]).mean() < 2.0
     ds.epoch = 1
     assert len(ds) == 24

@@ -187,6 +187,28 @@ def test_jaw_weight_weighs_the_jaw_points_terms():
     assert jawed["offset_l1"] != pytest.approx(plain["offset_l1"], rel=1e-4)
 
 
+def test_pip_loss_sample_weights_zero_leave_those_points_untrained():
+    from facekeypoints.landmarks import JAW
+    from facekeypoints.training.losses import pip_loss
+
+    model, raw, target = _random_pip_batch()
+    s = model.stride
+    target = target.clamp(1.5 * s, model.input_size - 1.5 * s)  # every point's 8 neighbour cells on the grid
+    sw = torch.ones(2, 68)
+    sw[1, list(JAW)] = 0.0  # the second crop's jaw labels are not learned
+    _, plain = pip_loss(model, raw, target, sample_weights=torch.ones(2, 68))
+    assert plain == pip_loss(model, raw, target)[1]
+    raw = raw.detach().requires_grad_(True)
+    loss, _ = pip_loss(model, raw, target, sample_weights=sw)
+    loss.backward()
+    grad = raw.grad.reshape(2, 3, 68, -1)  # scores, x offsets, y offsets of each point
+    assert float(grad[1, :, list(JAW)].abs().max()) == 0.0
+    assert float(grad[0, :, list(JAW)].abs().max()) > 0.0 and float(grad[1, :, 17:].abs().max()) > 0.0
+    moved = target.clone()
+    moved[1, list(JAW)] = model.input_size / 2.0  # where those labels are does not matter
+    assert float(pip_loss(model, raw, moved, sample_weights=sw)[0]) == pytest.approx(float(loss), rel=1e-6)
+
+
 def test_unknown_architecture_lists_valid_names():
     with pytest.raises(ModelError, match="pip-s"):
         models.create("nope")

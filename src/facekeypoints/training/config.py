@@ -28,6 +28,9 @@ class TrainConfig:
     #: training data, repeatable: Udacity zips/folders and 300-W .pts folders; none = the fetched Udacity zip
     data: list[str] = field(default_factory=list)
     data_weights: str = ""  #: comma list, one per --data: faces drawn per epoch = weight x faces; empty = 1 each
+    #: comma list, one per --data: weight of that source's 17 jaw points in the loss (0 = its jaw labels are
+    #: not learned, the jaw comes from the other sources; empty = 1 each)
+    data_jaw_weights: str = ""
     #: landmark convention the model learns; each source's labels are converted to it (conventions.py)
     convention: str = "ibug"
     out: str = "runs/train"  #: runs go to OUT/1, OUT/2, ... (never overwritten)
@@ -98,17 +101,11 @@ class TrainConfig:
 
     def source_weights(self, n_sources: int) -> list[float]:
         """``data_weights`` as one positive number per source (all 1 when it is empty)."""
-        if not self.data_weights:
-            return [1.0] * n_sources
-        try:
-            weights = [float(w) for w in str(self.data_weights).split(",")]
-        except ValueError:
-            raise InputError(f"--data-weights must be numbers separated by commas, got {self.data_weights!r}") from None
-        if len(weights) != n_sources:
-            raise InputError(f"--data-weights has {len(weights)} values for {n_sources} --data sources")
-        if any(not math.isfinite(w) or w <= 0 for w in weights):
-            raise InputError(f"--data-weights must all be positive, got {self.data_weights!r}")
-        return weights
+        return _per_source("data_weights", self.data_weights, n_sources, zero_ok=False)
+
+    def source_jaw_weights(self, n_sources: int) -> list[float]:
+        """``data_jaw_weights`` as one number >= 0 per source (all 1 when it is empty)."""
+        return _per_source("data_jaw_weights", self.data_jaw_weights, n_sources, zero_ok=True)
 
     def validate(self) -> TrainConfig:
         """Refuse impossible settings with a one-line :class:`InputError` naming the flag; ``self`` if
@@ -123,6 +120,7 @@ class TrainConfig:
 
         check_convention(self.convention)
         self.source_weights(max(1, len(self.data)))
+        self.source_jaw_weights(max(1, len(self.data)))
         try:
             from ..models import available  # torch
         except ModuleNotFoundError:
@@ -134,6 +132,23 @@ class TrainConfig:
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _per_source(name: str, text: str, n_sources: int, zero_ok: bool) -> list[float]:
+    """``text`` (a comma list) as one number per ``--data`` source, 1 each when it is empty; a one-line
+    :class:`InputError` naming the flag when it does not parse, has the wrong length or a bad value."""
+    flag = _flag(name)
+    if not text:
+        return [1.0] * n_sources
+    try:
+        values = [float(w) for w in str(text).split(",")]
+    except ValueError:
+        raise InputError(f"{flag} must be numbers separated by commas, got {text!r}") from None
+    if len(values) != n_sources:
+        raise InputError(f"{flag} has {len(values)} values for {n_sources} --data sources")
+    if any(not math.isfinite(w) or w < 0 or (w == 0 and not zero_ok) for w in values):
+        raise InputError(f"{flag} must all be {'zero or ' if zero_ok else ''}positive, got {text!r}")
+    return values
 
 
 def _check_type(name: str, typ: str, value) -> None:

@@ -20,19 +20,22 @@ from ..data.pts import PTS_CONVENTION, is_pts_folder
 from ..data.udacity import UDACITY_CONVENTION, Sample, UdacityDataset, train_val_split
 from ..errors import DataError
 from ..geometry import CropRule, apply_affine, box_crop_matrix, keypoint_box, warp
+from ..landmarks import JAW, NUM_LANDMARKS
 from .config import TrainConfig
 
 
 @dataclass
 class Source:
     """One training data set: its path, kind ("udacity" or "pts"), the convention of its labels,
-    whether its labels are mirror-consistent, and its weight (faces drawn per epoch / faces)."""
+    whether its labels are mirror-consistent, its weight (faces drawn per epoch / faces) and the weight
+    of its jaw points in the loss."""
 
     path: str
     kind: str
     convention: str
     mirror_consistent: bool
     weight: float = 1.0
+    jaw_weight: float = 1.0
 
 
 def sources(cfg: TrainConfig) -> list[Source]:
@@ -43,13 +46,14 @@ def sources(cfg: TrainConfig) -> list[Source]:
 
         paths = [str(default_udacity_path())]
     weights = cfg.source_weights(len(paths))
+    jaw_weights = cfg.source_jaw_weights(len(paths))
     out = []
-    for p, w in zip(paths, weights):
+    for p, w, jw in zip(paths, weights, jaw_weights):
         if is_pts_folder(p):
             # 300-W annotations are iBUG's own and mirror-consistent (FLIP_PERMUTATION is theirs)
-            out.append(Source(p, "pts", PTS_CONVENTION, True, w))
+            out.append(Source(p, "pts", PTS_CONVENTION, True, w, jw))
         else:
-            out.append(Source(p, "udacity", UDACITY_CONVENTION, False, w))
+            out.append(Source(p, "udacity", UDACITY_CONVENTION, False, w, jw))
     return out
 
 
@@ -138,17 +142,25 @@ def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
 
 
 class AugmentedFaces(Dataset):
-    """Random crops of the training faces: (3, S, S) float [0, 255] RGB, (68, 2) crop pixels.
+    """Random crops of the training faces: (3, S, S) float [0, 255] RGB, (68, 2) crop pixels and
+    (68,) loss weights of the points.
 
-    ``groups``: ``[(samples, weight, mirror_ok)]``, one per source. Each epoch draws
-    ``round(weight * len(samples))`` faces of a source (every face ``floor(weight)`` times, the
-    rest a random share, fresh each epoch); only sources with ``mirror_ok`` are ever mirrored.
+    ``groups``: ``[(samples, weight, mirror_ok)]`` or ``[(samples, weight, mirror_ok, jaw_weight)]``,
+    one per source. Each epoch draws ``round(weight * len(samples))`` faces of a source (every face
+    ``floor(weight)`` times, the rest a random share, fresh each epoch); only sources with
+    ``mirror_ok`` are ever mirrored; a source's jaw points weigh ``jaw_weight`` (default 1) in the loss.
     """
 
     def __init__(self, groups, size: int, rule: CropRule, aug: AugmentConfig, seed: int):
         if groups and isinstance(groups[0], Sample):  # a plain list of faces: one source, weight 1
             groups = [(groups, 1.0, True)]
-        self.groups = [(list(g), float(w), bool(m)) for g, w, m in groups]
+        groups = [tuple(g) + (1.0,) * (4 - len(g)) for g in groups]
+        self.point_weights = []
+        for *_, jaw_w in groups:
+            pw = torch.ones(NUM_LANDMARKS)
+            pw[list(JAW)] = float(jaw_w)
+            self.point_weights.append(pw)
+        self.groups = [(list(g), float(w), bool(m)) for g, w, m, _ in groups]
         self.samples = [s for g, _, _ in self.groups for s in g]
         self.size, self.rule, self.aug, self.seed = size, rule, aug, seed
         self.counts = [max(1, int(round(w * len(g)))) if g else 0 for g, w, _ in self.groups]
@@ -188,7 +200,7 @@ class AugmentedFaces(Dataset):
         rng = np.random.default_rng([self.seed, self._epoch, i])
         aug = self.aug if mirror_ok or self.aug.flip_prob == 0 else replace(self.aug, flip_prob=0.0)
         crop, kps = augment(s.image, s.keypoints, self.rule, self.size, aug, rng)
-        return torch.from_numpy(crop).permute(2, 0, 1).float(), torch.from_numpy(kps)
+        return torch.from_numpy(crop).permute(2, 0, 1).float(), torch.from_numpy(kps), self.point_weights[gi]
 
 
 def fixed_crops(samples: list[Sample], size: int, rule: CropRule) -> tuple[torch.Tensor, torch.Tensor]:

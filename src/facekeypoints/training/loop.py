@@ -174,7 +174,7 @@ def _train(cfg: TrainConfig, command: str, created: list[Path]) -> Path:
     loaded = load_sources(cfg)
     train_s = [s for _, t, _ in loaded for s in t]
     val_s = [s for _, _, v in loaded for s in v]
-    groups = [(t, src.weight, src.mirror_consistent) for src, t, _ in loaded]
+    groups = [(t, src.weight, src.mirror_consistent, src.jaw_weight) for src, t, _ in loaded]
     train_set = AugmentedFaces(groups, size, rule, augment_config(cfg, 0), cfg.seed)
     val_x, val_y = fixed_crops(val_s, size, rule) if is_main else (None, None)
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
@@ -278,13 +278,13 @@ def _train(cfg: TrainConfig, command: str, created: list[Path]) -> Path:
 
             bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
         t0, losses = time.monotonic(), []
-        for i, (x, y) in enumerate(loader):
+        for i, (x, y, point_w) in enumerate(loader):
             if i < skip:
                 continue
             for g in optimizer.param_groups:
                 g["lr"] = cfg.lr * warmup_cosine(step, total_steps, int(cfg.warmup_epochs * steps_per_epoch))
             raw = ddp_model(x.contiguous(memory_format=torch.channels_last))
-            loss, parts = loss_fn(model, raw, y)
+            loss, parts = loss_fn(model, raw, y, sample_weights=point_w)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -14,18 +14,26 @@ import torch.nn.functional as F
 from ..landmarks import JAW
 
 
-def wing_loss(diff: torch.Tensor, w: float = 10.0, eps: float = 2.0) -> torch.Tensor:
-    """Wing loss (Feng et al. 2018) of absolute differences ``diff`` (any shape), mean."""
+def wing_loss(diff: torch.Tensor, w: float = 10.0, eps: float = 2.0, reduce: bool = True) -> torch.Tensor:
+    """Wing loss (Feng et al. 2018) of absolute differences ``diff`` (any shape): the mean, or each
+    element's when ``reduce`` is false."""
     a = diff.abs()
     c = w - w * math.log(1.0 + w / eps)
-    return torch.where(a < w, w * torch.log1p(a / eps), a - c).mean()
+    each = torch.where(a < w, w * torch.log1p(a / eps), a - c)
+    return each.mean() if reduce else each
 
 
-def regression_loss(model, raw: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Wing loss on keypoints measured in crop pixels (scaled to a 100 px crop)."""
+def regression_loss(
+    model, raw: torch.Tensor, target: torch.Tensor, sample_weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict]:
+    """Wing loss on keypoints measured in crop pixels (scaled to a 100 px crop); ``sample_weights``
+    (N, 68) weighs each point of each crop (default 1)."""
     pred = model.decode(raw)
     diff = (pred - target) * (100.0 / model.input_size)
-    loss = wing_loss(diff)
+    if sample_weights is None:
+        loss = wing_loss(diff)
+    else:
+        loss = (wing_loss(diff, reduce=False).sum(dim=2) * sample_weights).mean() / 2.0
     return loss, {"wing": float(loss.detach())}
 
 
@@ -52,6 +60,7 @@ def pip_loss(
     label_sigma: float = 0.0,
     neighbour_weight: float = 0.25,
     jaw_weight: float = 1.0,
+    sample_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Cell classification (softmax over the grid) + L1 offsets in the 3x3 cells around the truth.
 
@@ -59,14 +68,18 @@ def pip_loss(
     the true point. ``neighbour_weight`` weighs the offsets of the 8 cells around the true one
     against the true cell's. ``point_weight`` adds an L1 loss on the decoded points, in cell units
     (crop pixels / stride). ``jaw_weight`` weighs the jaw points' terms against the other points' (the
-    68 weights keep a mean of 1).
+    68 weights keep a mean of 1). ``sample_weights`` (N, 68) further weighs each point of each crop
+    (``--data-jaw-weights``: a source whose jaw labels are not learned has 0 there).
     """
     n, _, h, w = raw.shape
     point_w = None
     if jaw_weight != 1.0:
         point_w = raw.new_ones(68)
         point_w[list(JAW)] = jaw_weight
-        point_w = point_w / point_w.mean()
+        point_w = (point_w / point_w.mean()).expand(n, 68)
+    if sample_weights is not None and not bool((sample_weights == 1).all()):
+        sw = sample_weights.to(raw.dtype)
+        point_w = sw if point_w is None else point_w * sw
     s = float(model.stride)
     u = (target[..., 0] + 0.5) / s  # continuous cell coordinates
     v = (target[..., 1] + 0.5) / s
@@ -97,7 +110,8 @@ def pip_loss(
     loss = ce + offset_weight * l1
     parts = {"ce": float(ce.detach()), "offset_l1": float(l1.detach())}
     if point_weight:
-        point = (model.decode(raw) - target).abs().sum(dim=2).mean() / s
+        point_err = (model.decode(raw) - target).abs().sum(dim=2)
+        point = (point_err if point_w is None else point_err * point_w).mean() / s
         loss = loss + point_weight * point
         parts["point_l1"] = float(point.detach())
     return loss, parts
