@@ -7,6 +7,7 @@ import pytest
 from matplotlib import cbook
 
 import facekeypoints as fk
+from facekeypoints.errors import InputError
 from facekeypoints.geometry import CropRule, keypoint_box
 from facekeypoints.runtime import DEFAULT_MODEL, KeypointModel
 
@@ -364,3 +365,52 @@ def test_real_photos_end_to_end_as_the_readme_claims(shared_data):
     assert report["detection_rate"] == 100.0
     assert report["nme_mean"] <= REAL_PHOTOS_E2E_NME + 0.02
     assert 100 * np.nanmax(errors) <= REAL_PHOTOS_WORST + 0.1
+
+
+class _Candidates:
+    """A detector with its own threshold (``min_score``) and a band of candidates under it."""
+
+    name = "candidates"
+    min_score = 0.5
+    threads = None
+
+    def __init__(self, boxes, scores):
+        self.boxes, self.scores = np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32)
+
+    def detect(self, rgb):
+        keep = self.scores >= self.min_score
+        return self.boxes[keep], self.scores[keep]
+
+    def candidates(self, rgb, min_score):
+        keep = self.scores >= min_score
+        return self.boxes[keep], self.scores[keep]
+
+    def to_keypoint_box(self, boxes):
+        return np.asarray(boxes, np.float32)
+
+    def drop_small(self, boxes, scores, min_face):
+        return boxes, scores
+
+
+def test_unsure_candidates_are_reported_only_when_their_landmarks_fit_a_face(grace):
+    """Under the detector's threshold, a candidate on a face is kept (its landmarks fit), one on the
+    background is not, one on a face already found is not read again, and ``unsure_score=None`` keeps
+    the detector's own threshold."""
+    from facekeypoints import FaceKeypointDetector
+
+    face = FaceKeypointDetector(threads=1)(grace)[0].box
+    wall = [5, 5, 120, 130]  # a corner of the picture: flag and background, no face
+    again = face + np.array([4, -3, 4, -3], np.float32)
+    det = FaceKeypointDetector(threads=1, detector=_Candidates([face, wall], [0.35, 0.4]))
+    faces = det(grace)
+    assert len(faces) == 1 and faces[0].score == pytest.approx(0.35) and faces[0].quality > det.calibration.threshold
+    strict = FaceKeypointDetector(threads=1, detector=_Candidates([face, wall], [0.35, 0.4]), unsure_score=None)
+    assert strict(grace) == []
+    reads = []
+    det = FaceKeypointDetector(threads=1, detector=_Candidates([face, again, wall], [0.9, 0.45, 0.25]))
+    original = det.landmarks
+    det.landmarks = lambda rgb, boxes: reads.append(len(boxes)) or original(rgb, boxes)
+    faces = det(grace)
+    assert reads == [1] and len(faces) == 1 and faces[0].score == pytest.approx(0.9)  # 0.25: under the band
+    with pytest.raises(InputError, match="unsure_score"):
+        FaceKeypointDetector(unsure_score=1.5)

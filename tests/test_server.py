@@ -220,13 +220,13 @@ def test_a_lone_request_detects_on_every_cpu_and_concurrent_ones_share(engine, o
     seen = []
     try:
         det = eng.detector()
-        original = det.detector.detect
+        original = det.detector.candidates  # the pipeline's call: the faces and its unsure candidates
 
-        def spy(rgb):
+        def spy(rgb, min_score):
             seen.append(det.detector.threads)
-            return original(rgb)
+            return original(rgb, min_score)
 
-        monkeypatch.setattr(det.detector, "detect", spy)
+        monkeypatch.setattr(det.detector, "candidates", spy)
         eng.landmarks(one_face, sniff_image(one_face))
         assert seen == [eng._detector_share(1)]
         eng._in_work = 1  # another job already running

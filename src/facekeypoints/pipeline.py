@@ -32,6 +32,7 @@ import numpy as np
 from . import quality as _quality
 from .conventions import check_convention, convert, shift_in_face_frame
 from .detectors import FaceDetector, create_detector
+from .detectors.base import box_iou
 from .errors import InputError
 from .geometry import apply_affine, box_crop_matrix, eye_angle, invert_affine, keypoints_crop_matrix, warp
 from .image_io import MAX_PIXELS, ImageLike, load_image
@@ -41,6 +42,9 @@ from .runtime import KeypointModel
 
 #: What caller-given boxes are: the face detector's boxes (``Face.box``) or the tight box of the 68 points.
 BOX_CONVENTIONS = ("detector", "landmarks")
+#: An unsure candidate (``unsure_score``) overlapping a face the detector is sure of by this IoU or more
+#: is the same face again, and is not read.
+UNSURE_OVERLAP = 0.3
 
 
 @dataclass
@@ -113,6 +117,11 @@ class FaceKeypointDetector:
     ``reject_quality``: a detection the face detector scored under
     :data:`quality.CONFIRM_SCORE` is dropped when its landmark fit's quality is under this
     (default :data:`quality.REJECT_QUALITY`; None keeps every detection).
+    ``unsure_score``: the face detector's candidates scored from this up to its own threshold
+    (``detector.min_score``) are read too, and reported only when their landmarks fit as a face does
+    (quality at least the model's threshold, :attr:`quality.Calibration.threshold`): faces in noisy,
+    dark or strongly tilted photos (default :data:`quality.UNSURE_SCORE`; None: the detector's own
+    threshold only).
     """
 
     def __init__(
@@ -129,6 +138,7 @@ class FaceKeypointDetector:
         max_faces: int | None = None,
         providers: list[str] | None = None,
         reject_quality: float | None = _quality.REJECT_QUALITY,
+        unsure_score: float | None = _quality.UNSURE_SCORE,
     ):
         if min_face is not None and not float(min_face) > 0:
             raise InputError(f"min_face must be a positive number of pixels, got {min_face}")
@@ -142,6 +152,9 @@ class FaceKeypointDetector:
         self.min_face = None if min_face is None else float(min_face)
         self.max_faces = max_faces
         self.reject_quality = reject_quality
+        if unsure_score is not None and not 0.0 <= float(unsure_score) <= 1.0:
+            raise InputError(f"unsure_score must be in [0, 1] (or None), got {unsure_score}")
+        self.unsure_score = None if unsure_score is None or not self.model.has_scores else float(unsure_score)
         self._detector_spec = detector
         self._detector: FaceDetector | None = detector if not isinstance(detector, str) else None
         self.refine = refine
@@ -173,13 +186,13 @@ class FaceKeypointDetector:
             "flip": self.flip,
             "convention": self.convention,
             "rescue": self.rescue,
+            "unsure_score": self.unsure_score,
         }
 
     def __call__(self, image: ImageLike) -> list[Face]:
         """Detect every face in ``image`` (path, bytes or RGB uint8 array) and place its landmarks."""
         rgb = load_image(image, self.max_pixels)
-        boxes, scores = self.detector.detect(rgb)
-        boxes, scores = self.detector.drop_small(boxes, scores, self.min_face)  # a detector given as an object
+        boxes, scores, unsure = self._detect(rgb)
         if len(boxes) == 0:
             return []
         kps, lm_scores = self.landmarks(rgb, boxes)
@@ -188,6 +201,8 @@ class FaceKeypointDetector:
         for i, (b, s, k) in enumerate(zip(boxes, scores, kps)):
             ls = None if lm_scores is None else lm_scores[i]
             q = None if ls is None else self.calibration.quality(ls)
+            if unsure[i] and (q is None or q < self.calibration.threshold):
+                continue  # a candidate under the detector's threshold whose landmarks do not fit a face
             if q is not None and self.reject_quality is not None:
                 if s < _quality.CONFIRM_SCORE and q < self.reject_quality:
                     continue  # an unsure detection whose landmarks find no face either
@@ -198,6 +213,23 @@ class FaceKeypointDetector:
             area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
             faces = [faces[i] for i in np.argsort(area, kind="stable")[::-1][: self.max_faces]]
         return faces
+
+    def _detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(boxes, scores, unsure)``: the detector's faces (at least ``min_face`` wide) and, with
+        ``unsure_score``, its candidates from that score up to its own threshold that overlap none of
+        them (IoU under 0.3), flagged ``unsure`` (N,) bool."""
+        det = self.detector
+        own = getattr(det, "min_score", None)
+        if self.unsure_score is None or own is None or self.unsure_score >= own:
+            boxes, scores = det.drop_small(*det.detect(rgb), self.min_face)  # a detector given as an object
+            return boxes, scores, np.zeros(len(boxes), bool)
+        boxes, scores = det.drop_small(*det.candidates(rgb, self.unsure_score), self.min_face)
+        unsure = scores < own
+        sure = boxes[~unsure]
+        keep = ~unsure.copy()
+        for i in np.flatnonzero(unsure):
+            keep[i] = len(sure) == 0 or float(box_iou(boxes[i : i + 1], sure).max()) < UNSURE_OVERLAP
+        return boxes[keep], scores[keep], unsure[keep]
 
     def _predict(
         self, rgb: np.ndarray, matrices: list[np.ndarray], flip: bool = False

@@ -41,6 +41,12 @@ class FaceDetector(ABC):
         float32 scores in [0, 1] (higher is more confident), sorted by decreasing score.
         """
 
+    def candidates(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`detect`, but down to ``min_score``, below the detector's own threshold where it can
+        (the pipeline reads such unsure candidates and keeps them only when their landmarks fit well).
+        A detector without such a band returns its own detections."""
+        return self.detect(rgb)
+
     def to_keypoint_box(self, boxes: np.ndarray) -> np.ndarray:
         """Map (N, 4) boxes of this detector to (N, 4) "gt" keypoint boxes."""
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()

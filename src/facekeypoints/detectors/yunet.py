@@ -355,6 +355,11 @@ class YuNetDetector(FaceDetector):
         return scale
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.candidates(rgb, self.min_score)
+
+    def candidates(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """Detections scored ``min_score`` or more (the network itself reports nothing under
+        :data:`~facekeypoints.detectors.yunet_onnx.MIN_CONFIDENCE`, 0.2)."""
         rgb = check_image(np.asarray(rgb))
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
@@ -375,7 +380,7 @@ class YuNetDetector(FaceDetector):
         # original image with the origin at the top-left pixel's centre.
         sx, sy = w / img.shape[1], h / img.shape[0]
         boxes = np.stack([r[:, 0] * sx, r[:, 1] * sy, (r[:, 0] + r[:, 2]) * sx, (r[:, 1] + r[:, 3]) * sy], axis=1) - 0.5
-        keep = (scores >= self.min_score) & (r[:, 2] > 0) & (r[:, 3] > 0)
+        keep = (scores >= float(min_score)) & (r[:, 2] > 0) & (r[:, 3] > 0)
         boxes, scores = self.drop_small(boxes[keep].astype(np.float32), scores[keep], self.min_face)
         order = np.argsort(-scores, kind="stable")
         return boxes[order], scores[order]
