@@ -198,6 +198,25 @@ def test_yunet_scores_and_threshold(yunet, grace):
         create_detector("yunet", min_score=50)
 
 
+def test_yunet_candidates_reach_under_its_threshold(yunet, grace):
+    """``candidates(rgb, min_score)`` is ``detect`` with another threshold: at the detector's own, the same
+    faces; lower, those and more (the network reports nothing under 0.2); the base class has no such band."""
+    import cv2
+
+    for rgb in (grace, cv2.resize(grace, None, fx=0.12, fy=0.12, interpolation=cv2.INTER_AREA)):
+        boxes, scores = yunet.detect(rgb)
+        same_boxes, same_scores = yunet.candidates(rgb, yunet.min_score)
+        np.testing.assert_array_equal(boxes, same_boxes)
+        np.testing.assert_array_equal(scores, same_scores)
+        more_boxes, more_scores = yunet.candidates(rgb, 0.0)
+        assert len(more_boxes) >= len(boxes) and np.all(more_scores >= 0.2)
+        assert all(any(np.allclose(b, m) for m in more_boxes) for b in boxes)
+    noisy = np.random.default_rng(3).integers(0, 256, (240, 320, 3)).astype(np.uint8)
+    assert np.all(yunet.candidates(noisy, 0.0)[1] < yunet.min_score)  # noise: unsure candidates at most
+    haar = create_detector("haar")
+    np.testing.assert_array_equal(haar.candidates(grace, 0.0)[0], haar.detect(grace)[0])
+
+
 def test_yunet_colour_order_is_rgb(yunet, grace):
     """The library takes RGB: it scores the correctly ordered picture at least as high."""
     rgb_score = yunet.detect(grace)[1][0]
