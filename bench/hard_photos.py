@@ -3,18 +3,21 @@
 Every 300-W face a training run held out (``--run``'s split; never a test set) is enlarged 2x (a 224 x
 224 photo) and spoiled in one way at a time: darkened (gamma 2.2, 60 % light), overexposed (gamma 0.4),
 JPEG quality 8, an 11-pixel motion blur, Gaussian noise of 25 grey levels, low contrast (35 %), shrunk
-so that the outer eye corners are about 30 px apart, or turned by 60 or 75 degrees (as
+so that the outer eye corners are about 30 px apart, or turned by 60, 75, 90, 120 or 180 degrees (as
 ``bench/rolled_faces.py`` turns them, on a canvas padded by reflection). Each picture is read end to end
-by the default pipeline, by the same pipeline without unsure candidates (``unsure_score=None``: only
-what the face detector is sure of, as before ``quality.UNSURE_SCORE``) and by dlib's HOG detector +
-68-point predictor; the face matched to the truth (IoU of the keypoint boxes at least 0.3) is scored.
+by the default pipeline, by the same pipeline without the search of turned copies (``turns=False``), by
+that without unsure candidates either (``unsure_score=None``: only what the face detector is sure of,
+upright, as before both) and by dlib's HOG detector + 68-point predictor; the face matched to the truth
+(IoU of the keypoint boxes at least 0.3) is scored.
 Reported per way: faces found, mean NME_io (iBUG convention) and faces over 10 %. dlib was trained on
 these photos, so its figures are a fit, not a test.
 
-Second, whether unsure candidates bring false faces: on the 300-W common and Udacity test photos, the
-sample photos and 36 pictures without a face (blank, white, noise, textures, the overlay art), the
-candidates read (scored from ``quality.UNSURE_SCORE`` up to the detector's threshold, overlapping no
-face it is sure of) and how many were reported. Writes ``results/hard_photos.json``.
+Second, whether unsure candidates and turned copies bring false faces: on the 300-W common and Udacity
+test photos, the sample photos and 36 pictures without a face (blank, white, noise, textures, the
+overlay art), the candidates read (scored from ``quality.UNSURE_SCORE`` up to the detector's threshold,
+overlapping no face it is sure of, upright or turned), how many of them and of faces found in turned
+copies were reported, and the time per photo of the default pipeline and of the one before both, called
+in turn on each photo. Writes ``results/hard_photos.json``.
 
     python bench/hard_photos.py --run runs/v9/1 [--model M.onnx] [--limit N] [--no-dlib]
 """
@@ -88,6 +91,17 @@ CONDITIONS = {
     "small (eyes about 30 px apart)": lambda im, k, i: _shrunk(im, k, 0.35),
     "turned 60 degrees": lambda im, k, i: turned(im, k, 60.0),
     "turned 75 degrees": lambda im, k, i: turned(im, k, 75.0),
+    "turned 90 degrees": lambda im, k, i: turned(im, k, 90.0),
+    "turned 120 degrees": lambda im, k, i: turned(im, k, 120.0),
+    "upside down": lambda im, k, i: turned(im, k, 180.0),
+}
+
+#: our pipelines: the default, without the search of turned copies, and without unsure candidates either
+#: (what the face detector alone is sure of, upright: the pipeline before both)
+OURS = {
+    "ours": {},
+    "ours, upright only": {"turns": False},
+    "ours, sure detections only, upright only": {"turns": False, "unsure_score": None},
 }
 
 
@@ -147,9 +161,9 @@ def false_faces(det: FaceKeypointDetector, strict: FaceKeypointDetector, limit: 
             images = images[:limit] if limit else images
             read = reported = 0
             qualities = []
-            seconds = {"default": 0.0, "sure detections only": 0.0}
+            seconds = {"default": 0.0, "sure detections only, upright only": 0.0}
             for k, rgb in enumerate(images):
-                for way in ("default", "sure detections only")[:: 1 if k % 2 else -1]:
+                for way in ("default", "sure detections only, upright only")[:: 1 if k % 2 else -1]:
                     t = time.perf_counter()
                     if way == "default":
                         seen.clear()
@@ -158,7 +172,7 @@ def false_faces(det: FaceKeypointDetector, strict: FaceKeypointDetector, limit: 
                     else:
                         strict(rgb)
                     seconds[way] += time.perf_counter() - t
-                unsure = [f for f in faces if f.score < det.detector.min_score]
+                unsure = [f for f in faces if f.score < det.detector.min_score or "turned" in f.extra]
                 reported += len(unsure)
                 qualities += [round(float(f.quality), 3) for f in unsure]
             ms = {way: round(1000 * t / max(1, len(images)), 2) for way, t in seconds.items()}
@@ -166,7 +180,7 @@ def false_faces(det: FaceKeypointDetector, strict: FaceKeypointDetector, limit: 
                 "ms_per_photo": ms,
                 "photos": len(images),
                 "candidates_read": read,
-                "reported": reported,
+                "reported": reported,  # of them, and of faces found in turned copies
                 "their_quality": qualities,
             }
             print(name, report[name], flush=True)
@@ -190,8 +204,8 @@ def main(argv=None) -> int:
     cfg = TrainConfig.from_saved(json.loads((Path(args.run) / "config.json").read_text()))
     faces = [s for src, _, val in load_sources(cfg) if src.kind == "pts" for s in val]
     faces = faces[: args.limit] if args.limit else faces
-    ours = FaceKeypointDetector(args.model, threads=1, convention="ibug")
-    strict = FaceKeypointDetector(args.model, threads=1, convention="ibug", unsure_score=None)
+    pipelines = {way: FaceKeypointDetector(args.model, threads=1, convention="ibug", **kw) for way, kw in OURS.items()}
+    ours, strict = pipelines["ours"], pipelines["ours, sure detections only, upright only"]
     hog = predictor = None
     if not args.no_dlib:
         from compare import dlib_models
@@ -202,11 +216,11 @@ def main(argv=None) -> int:
         previous = json.loads(Path(args.out).read_text())
         rows, faces = previous["conditions"], faces[: previous["faces"]]
     for name, spoil in CONDITIONS.items() if not args.false_faces_only else ():
-        errors: dict[str, list[float]] = {"ours": [], "ours, sure detections only": [], "dlib": []}
+        errors: dict[str, list[float]] = {**{way: [] for way in pipelines}, "dlib": []}
         for i, s in enumerate(faces):
             img, kps = spoil(*enlarged(s.image, s.keypoints), i)
             img = np.ascontiguousarray(img)
-            for way, det in (("ours", ours), ("ours, sure detections only", strict)):
+            for way, det in pipelines.items():
                 found = det(img)
                 j = matched([f.keypoints for f in found], kps)
                 if j is not None:

@@ -414,3 +414,27 @@ def test_unsure_candidates_are_reported_only_when_their_landmarks_fit_a_face(gra
     assert reads == [1] and len(faces) == 1 and faces[0].score == pytest.approx(0.9)  # 0.25: under the band
     with pytest.raises(InputError, match="unsure_score"):
         FaceKeypointDetector(unsure_score=1.5)
+
+
+def test_a_photo_turned_on_its_side_or_upside_down_is_read_turned_back(detector, grace):
+    """No face fits well upright, so the photo is searched turned: the face comes back in the photo's own
+    pixels, where the upright reading's points land when turned the same way, and says how it was found."""
+    from facekeypoints import FaceKeypointDetector
+    from facekeypoints.pipeline import unturn_points
+
+    upright = detector(grace)[0]
+    plain = FaceKeypointDetector(threads=1, turns=False)
+    for k in (1, 2, 3):
+        photo = np.ascontiguousarray(np.rot90(grace, k))
+        faces = detector(photo)
+        assert len(faces) == 1 and faces[0].extra == {"turned": (360 - 90 * k) % 360}
+        assert faces[0].quality > detector.calibration.threshold
+        back = unturn_points(faces[0].keypoints, k, grace.shape[:2])
+        assert np.abs(back - upright.keypoints).mean() < 1.5
+        corners = unturn_points(faces[0].box.reshape(2, 2), k, grace.shape[:2])  # the box, turned back
+        box_back = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+        assert np.abs(box_back - upright.box).max() < 12.0  # the detector's box of the turned copy
+        assert faces[0].to_dict()["turned"] == (360 - 90 * k) % 360
+        # upright only, nothing fits well: no face, or a failed fit that says so
+        assert all(f.quality < detector.calibration.threshold for f in plain(photo))
+    assert detector(np.zeros((240, 320, 3), np.uint8)) == []

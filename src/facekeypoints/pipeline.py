@@ -45,6 +45,25 @@ BOX_CONVENTIONS = ("detector", "landmarks")
 #: An unsure candidate (``unsure_score``) overlapping a face the detector is sure of by this IoU or more
 #: is the same face again, and is not read.
 UNSURE_OVERLAP = 0.3
+#: Quarter turns (counter-clockwise, as :func:`numpy.rot90` counts them) of a photo searched again when no
+#: face fits well upright: a quarter turn either way, then upside down.
+TURNS = (1, 3, 2)
+
+
+def unturn_points(points: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
+    """(..., 2) pixel points (x, y) of ``np.rot90(image, k)`` in the pixels of ``image`` itself, whose
+    (height, width) is ``shape``."""
+    h, w = shape
+    p = np.asarray(points, np.float32)
+    x, y = p[..., 0], p[..., 1]
+    k %= 4
+    if k == 1:
+        x, y = (w - 1) - y, x
+    elif k == 2:
+        x, y = (w - 1) - x, (h - 1) - y
+    elif k == 3:
+        x, y = y, (h - 1) - x
+    return np.stack([x, y], axis=-1).astype(np.float32)
 
 
 @dataclass
@@ -122,6 +141,10 @@ class FaceKeypointDetector:
     (quality at least the model's threshold, :attr:`quality.Calibration.threshold`): faces in noisy,
     dark or strongly tilted photos (default :data:`quality.UNSURE_SCORE`; None: the detector's own
     threshold only).
+    ``turns``: a photo in which no face fits well upright is searched again turned a quarter turn
+    either way and upside down (:data:`TURNS`): people lying down, photos whose orientation was lost.
+    A face found so is reported in the photo's own pixels, with ``extra["turned"]`` (90, 270 or 180:
+    the counter-clockwise turn of the copy it was found in).
     """
 
     def __init__(
@@ -139,6 +162,7 @@ class FaceKeypointDetector:
         providers: list[str] | None = None,
         reject_quality: float | None = _quality.REJECT_QUALITY,
         unsure_score: float | None = _quality.UNSURE_SCORE,
+        turns: bool = True,
     ):
         if min_face is not None and not float(min_face) > 0:
             raise InputError(f"min_face must be a positive number of pixels, got {min_face}")
@@ -155,6 +179,7 @@ class FaceKeypointDetector:
         if unsure_score is not None and not 0.0 <= float(unsure_score) <= 1.0:
             raise InputError(f"unsure_score must be in [0, 1] (or None), got {unsure_score}")
         self.unsure_score = None if unsure_score is None or not self.model.has_scores else float(unsure_score)
+        self.turns = bool(turns) and self.model.has_scores
         self._detector_spec = detector
         self._detector: FaceDetector | None = detector if not isinstance(detector, str) else None
         self.refine = refine
@@ -187,11 +212,57 @@ class FaceKeypointDetector:
             "convention": self.convention,
             "rescue": self.rescue,
             "unsure_score": self.unsure_score,
+            "turns": self.turns,
         }
 
     def __call__(self, image: ImageLike) -> list[Face]:
-        """Detect every face in ``image`` (path, bytes or RGB uint8 array) and place its landmarks."""
+        """Detect every face in ``image`` (path, bytes or RGB uint8 array) and place its landmarks.
+
+        With ``turns``, a photo in which no face fits well upright is searched again turned by a
+        quarter turn either way and upside down; a face found there whose landmarks fit well (quality at
+        least the model's threshold) is reported in the photo's own pixels, in place of a poor fit of
+        the same face upright."""
         rgb = load_image(image, self.max_pixels)
+        faces = self._faces(rgb)
+        if self.turns and not any(f.quality is not None and f.quality >= self.calibration.threshold for f in faces):
+            faces = self._turned_faces(rgb, faces)
+        if self.max_faces is not None:
+            area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
+            faces = [faces[i] for i in np.argsort(area, kind="stable")[::-1][: self.max_faces]]
+        return faces
+
+    def _turned_faces(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+        """``faces`` (read upright), with the well-fitting faces of the photo turned by
+        :data:`TURNS` in place of those they overlap (IoU of the boxes at least 0.3) or beside them."""
+        h, w = rgb.shape[:2]
+        size = (w, h)
+        for k in TURNS:
+            found = self._faces(np.ascontiguousarray(np.rot90(rgb, k)))
+            for f in found:
+                if f.quality is None or f.quality < self.calibration.threshold:
+                    continue
+                kps = unturn_points(f.keypoints, k, (h, w))
+                corners = unturn_points(f.box.reshape(2, 2), k, (h, w))
+                box = np.concatenate([corners.min(axis=0), corners.max(axis=0)]).astype(np.float32)
+                same = [i for i, g in enumerate(faces) if float(box_iou(box[None], g.box[None])[0, 0]) >= 0.3]
+                if any(faces[i].quality is not None and faces[i].quality >= f.quality for i in same):
+                    continue
+                faces = [g for i, g in enumerate(faces) if i not in same]
+                faces.append(
+                    Face(
+                        box,
+                        f.score,
+                        kps,
+                        pose=head_pose(kps, size),
+                        landmark_scores=f.landmark_scores,
+                        quality=f.quality,
+                        extra={"turned": int(90 * k)},
+                    )
+                )
+        return faces
+
+    def _faces(self, rgb: np.ndarray) -> list[Face]:
+        """The faces found in ``rgb`` as it is, every one that the rules keep (no ``max_faces``)."""
         boxes, scores, unsure = self._detect(rgb)
         if len(boxes) == 0:
             return []
@@ -209,9 +280,6 @@ class FaceKeypointDetector:
             faces.append(
                 Face(np.asarray(b, np.float32), float(s), k, pose=head_pose(k, size), landmark_scores=ls, quality=q)
             )
-        if self.max_faces is not None:
-            area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
-            faces = [faces[i] for i in np.argsort(area, kind="stable")[::-1][: self.max_faces]]
         return faces
 
     def _detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
