@@ -45,8 +45,8 @@ BOX_CONVENTIONS = ("detector", "landmarks")
 #: An unsure candidate (``unsure_score``) overlapping a face the detector is sure of by this IoU or more
 #: is the same face again, and is not read.
 UNSURE_OVERLAP = 0.3
-#: Quarter turns (counter-clockwise, as :func:`numpy.rot90` counts them) of a photo searched again when no
-#: face fits well upright: a quarter turn either way, then upside down.
+#: Quarter turns (counter-clockwise, as :func:`numpy.rot90` counts them) of a photo searched again when it
+#: gives no face, or only failed fits, upright: a quarter turn either way, then upside down.
 TURNS = (1, 3, 2)
 
 
@@ -141,8 +141,9 @@ class FaceKeypointDetector:
     (quality at least the model's threshold, :attr:`quality.Calibration.threshold`): faces in noisy,
     dark or strongly tilted photos (default :data:`quality.UNSURE_SCORE`; None: the detector's own
     threshold only).
-    ``turns``: a photo in which no face fits well upright is searched again turned a quarter turn
-    either way and upside down (:data:`TURNS`): people lying down, photos whose orientation was lost.
+    ``turns``: a photo that gives no face upright, or only failed fits (:data:`quality.TURN_BELOW`), is
+    searched again turned a quarter turn either way and upside down (:data:`TURNS`): people lying down,
+    photos whose orientation was lost.
     A face found so is reported in the photo's own pixels, with ``extra["turned"]`` (90, 270 or 180:
     the counter-clockwise turn of the copy it was found in).
     """
@@ -218,13 +219,13 @@ class FaceKeypointDetector:
     def __call__(self, image: ImageLike) -> list[Face]:
         """Detect every face in ``image`` (path, bytes or RGB uint8 array) and place its landmarks.
 
-        With ``turns``, a photo in which no face fits well upright is searched again turned by a
-        quarter turn either way and upside down; a face found there whose landmarks fit well (quality at
-        least the model's threshold) is reported in the photo's own pixels, in place of a poor fit of
-        the same face upright."""
+        With ``turns``, a photo that gives no face upright, or only failed fits (quality under
+        :data:`quality.TURN_BELOW`), is searched again turned by a quarter turn either way and upside
+        down; a face found there whose landmarks fit well (quality at least the model's threshold) is
+        reported in the photo's own pixels, in place of the failed fit of the same face upright."""
         rgb = load_image(image, self.max_pixels)
         faces = self._faces(rgb)
-        if self.turns and not any(f.quality is not None and f.quality >= self.calibration.threshold for f in faces):
+        if self.turns and not any(f.quality is not None and f.quality >= _quality.TURN_BELOW for f in faces):
             faces = self._turned_faces(rgb, faces)
         if self.max_faces is not None:
             area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]

@@ -238,6 +238,7 @@ def _record_schema():
             ("quality", f64),
             ("landmark_scores", pa.list_(f64)),
             ("pose", pa.struct([("yaw", f64), ("pitch", f64), ("roll", f64)])),
+            ("turned", pa.int32()),  # only for a face found in a turned copy of the photo (else null)
         ]
     )
     return pa.schema(
