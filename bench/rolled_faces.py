@@ -7,7 +7,8 @@ reflection so that no black corner gives the turn away, and read end to end: fac
 passes, the face matched to the truth by IoU. Reported per angle and source: faces found, mean
 NME_io (iBUG convention), faces over 10 %, the worst face; for our pipeline with and without the
 extra levelled pass (:data:`TILTS`: which faces get it) and how often it runs; and
-dlib's HOG detector + 68-point predictor on the same pictures. Writes ``results/rolled_faces.json``.
+dlib's HOG detector + 68-point predictor on the same pictures. The photo is searched upright only
+(``turns=False``); ``bench/hard_photos.py`` scores the search of turned copies. Writes ``results/rolled_faces.json``.
 
     python bench/rolled_faces.py --run runs/v9/1 [--model M.onnx] [--angles 0 15 30 45 60] [--no-dlib]
 """
@@ -120,7 +121,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     cfg = TrainConfig.from_saved(json.loads((Path(args.run) / "config.json").read_text()))
-    det = FaceKeypointDetector(args.model, threads=1, convention="ibug")
+    # upright search only: this bench scores the third pass on the readings of the photo as it is; the
+    # search of turned copies (``turns``, which reads other pictures) is scored by bench/hard_photos.py
+    det = FaceKeypointDetector(args.model, threads=1, convention="ibug", turns=False)
     rec = ThirdPassRecorder(det)
     dl = None
     if not args.no_dlib:
