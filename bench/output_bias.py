@@ -32,7 +32,7 @@ from facekeypoints.conventions import measure_offset, shift_in_face_frame
 from facekeypoints.evaluation import iou
 from facekeypoints.export import update_metadata
 from facekeypoints.geometry import keypoint_box
-from facekeypoints.landmarks import JAW, OUTER_EYE_CORNERS
+from facekeypoints.landmarks import JAW
 from facekeypoints.pipeline import FaceKeypointDetector
 from facekeypoints.runtime import DEFAULT_MODEL
 from facekeypoints.training.config import TrainConfig
@@ -132,8 +132,7 @@ def main(argv=None) -> int:
 
 def _jaw_and_rest(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Mean point error (% of the eye-corner distance) of the 17 jaw points and of the other 51."""
-    io = np.linalg.norm(truth[:, OUTER_EYE_CORNERS[1]] - truth[:, OUTER_EYE_CORNERS[0]], axis=1)
-    err = np.linalg.norm(pred - truth, axis=2) / io[:, None]
+    err = evaluation.point_errors(pred, truth)
     jaw = np.zeros(err.shape[1], bool)
     jaw[list(JAW)] = True
     return round(float(err[:, jaw].mean() * 100), 3), round(float(err[:, ~jaw].mean() * 100), 3)

@@ -42,9 +42,10 @@ from .runtime import KeypointModel
 
 #: What caller-given boxes are: the face detector's boxes (``Face.box``) or the tight box of the 68 points.
 BOX_CONVENTIONS = ("detector", "landmarks")
-#: An unsure candidate (``unsure_score``) overlapping a face the detector is sure of by this IoU or more
-#: is the same face again, and is not read.
-UNSURE_OVERLAP = 0.3
+#: Two boxes overlapping by this IoU or more are the same face: an unsure candidate (``unsure_score``) over
+#: a face the detector is sure of is not read, and a face found in a turned copy (``turns``) takes the place
+#: of the upright reading it overlaps.
+SAME_FACE_IOU = 0.3
 #: Quarter turns (counter-clockwise, as :func:`numpy.rot90` counts them) of a photo searched again when it
 #: gives no face, or only failed fits, upright: a quarter turn either way, then upside down.
 TURNS = (1, 3, 2)
@@ -225,7 +226,7 @@ class FaceKeypointDetector:
         reported in the photo's own pixels, in place of the failed fit of the same face upright."""
         rgb = load_image(image, self.max_pixels)
         faces = self._faces(rgb)
-        if self.turns and not any(f.quality is not None and f.quality >= _quality.TURN_BELOW for f in faces):
+        if self.turns and not any(f.quality >= _quality.TURN_BELOW for f in faces):  # turns: the model has scores
             faces = self._turned_faces(rgb, faces)
         if self.max_faces is not None:
             area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
@@ -234,21 +235,22 @@ class FaceKeypointDetector:
 
     def _turned_faces(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
         """``faces`` (read upright), with the well-fitting faces of the photo turned by
-        :data:`TURNS` in place of those they overlap (IoU of the boxes at least 0.3) or beside them."""
+        :data:`TURNS` in place of those they overlap (:data:`SAME_FACE_IOU`) or beside them."""
         h, w = rgb.shape[:2]
         size = (w, h)
         for k in TURNS:
             found = self._faces(np.ascontiguousarray(np.rot90(rgb, k)))
             for f in found:
-                if f.quality is None or f.quality < self.calibration.threshold:
+                if f.quality < self.calibration.threshold:
                     continue
                 kps = unturn_points(f.keypoints, k, (h, w))
                 corners = unturn_points(f.box.reshape(2, 2), k, (h, w))
                 box = np.concatenate([corners.min(axis=0), corners.max(axis=0)]).astype(np.float32)
-                same = [i for i, g in enumerate(faces) if float(box_iou(box[None], g.box[None])[0, 0]) >= 0.3]
-                if any(faces[i].quality is not None and faces[i].quality >= f.quality for i in same):
+                overlap = box_iou(box, [g.box for g in faces])[0] if faces else np.zeros(0)
+                same = overlap >= SAME_FACE_IOU
+                if any(g.quality >= f.quality for g, s in zip(faces, same) if s):
                     continue
-                faces = [g for i, g in enumerate(faces) if i not in same]
+                faces = [g for g, s in zip(faces, same) if not s]
                 faces.append(
                     Face(
                         box,
@@ -286,7 +288,7 @@ class FaceKeypointDetector:
     def _detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(boxes, scores, unsure)``: the detector's faces (at least ``min_face`` wide) and, with
         ``unsure_score``, its candidates from that score up to its own threshold that overlap none of
-        them (IoU under 0.3), flagged ``unsure`` (N,) bool."""
+        them (IoU under :data:`SAME_FACE_IOU`), flagged ``unsure`` (N,) bool."""
         det = self.detector
         own = getattr(det, "min_score", None)
         if self.unsure_score is None or own is None or self.unsure_score >= own:
@@ -294,10 +296,11 @@ class FaceKeypointDetector:
             return boxes, scores, np.zeros(len(boxes), bool)
         boxes, scores = det.drop_small(*det.candidates(rgb, self.unsure_score), self.min_face)
         unsure = scores < own
-        sure = boxes[~unsure]
-        keep = ~unsure.copy()
-        for i in np.flatnonzero(unsure):
-            keep[i] = len(sure) == 0 or float(box_iou(boxes[i : i + 1], sure).max()) < UNSURE_OVERLAP
+        keep = ~unsure
+        if unsure.any():
+            sure = boxes[~unsure]
+            overlap = box_iou(boxes[unsure], sure).max(axis=1) if len(sure) else np.zeros(int(unsure.sum()))
+            keep[unsure] = overlap < SAME_FACE_IOU
         return boxes[keep], scores[keep], unsure[keep]
 
     def _predict(
