@@ -31,9 +31,19 @@ class FakeFace:
 class FakeDetector:
     """Stands in for the ONNX pipeline: one face filling the middle half of any image."""
 
-    def __init__(self, model=None, detector="yunet", refine=True, threads=None, flip=True, convention="ibug"):
+    def __init__(
+        self,
+        model=None,
+        detector="yunet",
+        refine=True,
+        threads=None,
+        flip=True,
+        convention="ibug",
+        unsure_score=0.3,
+        turns=True,
+    ):
         self.model, self.detector_name, self.refine, self.flip = model, detector, refine, flip
-        self.convention = convention
+        self.convention, self.unsure_score, self.turns = convention, unsure_score, turns
 
     def __call__(self, image):
         rgb = load_image(image)
@@ -409,6 +419,11 @@ def test_detect_min_face_finds_a_tiny_face_in_a_big_photo(tmp_path, capsys):
     assert counts[""] == 1 and found[""][0]["score"] < 0.5 and found[""][0]["quality"] > 0.5
     apart = np.abs(np.array(found[""][0]["keypoints"]) - np.array(found["--min-face 16"][0]["keypoints"]))
     assert apart.mean() < 1.0
+    # --unsure-score off: the detector's sure faces only, so this one is not read at all
+    out = tmp_path / "r.jsonl"
+    assert cli.main(["detect", str(photo), "--jsonl", str(out), "--unsure-score", "off"]) == 0
+    record = json.loads(out.read_text())
+    assert record["faces"] == []
     # haar cannot see a face this small here, whatever --min-face asks: it searches a copy at most
     # 1280 px long with its 24 px window, i.e. faces of 45 px and more on this canvas (docs/detection.md).
     assert counts["--min-face 16 --detector haar"] == 0
@@ -542,3 +557,31 @@ def test_export_without_torch_names_the_extra(tmp_path):
     assert res.returncode == 2
     assert_one_line_error(res.stderr, "pip install 'facekeypoints[train]'")
     assert "'torch'" in res.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def test_detect_turned_search_and_its_opt_out(tmp_path, capsys):
+    """Grace on her side: found by the turned search (and marked so) by default; --no-turns reads the
+    photo upright only, and the record's model block says which search ran."""
+    from matplotlib import cbook
+
+    grace = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    photo = tmp_path / "side.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(np.ascontiguousarray(np.rot90(grace)), cv2.COLOR_RGB2BGR))
+    records = {}
+    for flags in ([], ["--no-turns"]):
+        out = tmp_path / "r.json"
+        assert cli.main(["detect", str(photo), "--json", str(out), *flags]) == 0
+        records[" ".join(flags)] = json.loads(out.read_text())
+    capsys.readouterr()
+    found, upright = records[""], records["--no-turns"]
+    assert found["model"]["turns"] is True and upright["model"]["turns"] is False
+    (face,) = found["images"][0]["faces"]
+    assert face["turned"] == 270 and face["quality"] > 0.5
+    assert all("turned" not in f and f["quality"] < face["quality"] for f in upright["images"][0]["faces"])
+
+
+@pytest.mark.parametrize("value", ["2", "-0.1", "abc"])
+def test_unsure_score_must_be_a_score_or_off(tmp_path, capsys, value):
+    photo = write_photo(tmp_path / "p.png")
+    assert cli.main(["detect", str(photo), "--unsure-score", value]) == 2
+    assert "--unsure-score: expected a score from 0 to 1 or 'off'" in capsys.readouterr().err

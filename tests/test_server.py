@@ -179,6 +179,12 @@ def test_config_round_trips_through_environment():
     )
     assert ServerConfig.from_env(cfg.to_env()) == cfg
     assert cfg.to_env()["FACEKEYPOINTS_SERVE_FLIP"] == "0"
+    searches = ServerConfig(unsure_score=None, turns=False)  # None is not the default: it must travel as "off"
+    assert searches.to_env()["FACEKEYPOINTS_SERVE_UNSURE_SCORE"] == "off"
+    assert ServerConfig.from_env(searches.to_env()) == searches
+    assert ServerConfig.from_env({"FACEKEYPOINTS_SERVE_UNSURE_SCORE": "0.4"}).unsure_score == 0.4
+    with pytest.raises(ValueError):
+        ServerConfig(unsure_score=1.5)
     assert ServerConfig.from_env({}) == ServerConfig()
     with pytest.raises(ValueError):
         ServerConfig(threads=0)

@@ -33,6 +33,7 @@ from typing import Any
 from .errors import FaceKeypointsError, InputError
 from .image_io import MAX_PIXELS
 from .outputs import IMAGE_SUFFIXES
+from .quality import UNSURE_SCORE
 
 ENGINES = ("local", "ray")
 
@@ -423,12 +424,33 @@ class _ShardWriter(_Landmarker):
 # --- the Python entry point ------------------------------------------------------------------------
 
 
-def _config(model=None, detector=None, refine=True, flip=True, convention="ibug", min_face=None, max_megapixels=None):
+def _config(
+    model=None,
+    detector=None,
+    refine=True,
+    flip=True,
+    convention="ibug",
+    min_face=None,
+    max_megapixels=None,
+    unsure_score=UNSURE_SCORE,
+    turns=True,
+):
     from .commands.detect import _Config
     from .detectors import DEFAULT_DETECTOR
 
     limit = None if not max_megapixels else int(max_megapixels * 1e6)
-    return _Config(model, detector or DEFAULT_DETECTOR, refine, 1, min_face, flip, convention, limit)
+    return _Config(
+        model,
+        detector or DEFAULT_DETECTOR,
+        refine,
+        1,
+        min_face,
+        flip,
+        convention,
+        limit,
+        unsure_score=unsure_score,
+        turns=turns,
+    )
 
 
 class Landmarks(_Landmarker):
@@ -453,8 +475,12 @@ class Landmarks(_Landmarker):
         convention: str = "ibug",
         min_face: float | None = None,
         max_megapixels: float | None = MAX_PIXELS / 1e6,
+        unsure_score: float | None = UNSURE_SCORE,
+        turns: bool = True,
     ):
-        super().__init__(_config(model, detector, refine, flip, convention, min_face, max_megapixels))
+        super().__init__(
+            _config(model, detector, refine, flip, convention, min_face, max_megapixels, unsure_score, turns)
+        )
         self.column, self.path_column = column, path_column
         self.face_type = _record_schema().field("faces").type
 

@@ -52,10 +52,55 @@ def max_pixels(args: argparse.Namespace) -> int | None:
 
 
 def add_pass_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--no-refine`` and ``--no-flip``: the pipeline's optional passes, on by default; ``--convention``."""
+    """``--no-refine``, ``--no-flip``, ``--unsure-score`` and ``--no-turns``: the pipeline's optional passes and
+    searches, on by default; ``--convention``. :func:`pass_settings` reads them back."""
+    from ..quality import UNSURE_SCORE
+
     parser.add_argument("--no-refine", action="store_true", help="skip the second, landmark-aligned pass")
     parser.add_argument("--no-flip", action="store_true", help="skip the mirrored crop in the last pass (faster)")
+    parser.add_argument(
+        "--unsure-score",
+        type=unsure_score,
+        default=UNSURE_SCORE,
+        metavar="S",
+        help="also read the face detector's candidates scored from S up to its own threshold, and report them "
+        "when their landmarks fit as a face's do (faces in noisy, dark or tilted photos); 'off': the detector's "
+        "sure faces only, a little faster (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-turns",
+        action="store_true",
+        help="don't search a photo again turned a quarter turn either way and upside down when it gives no face "
+        "upright (a picture without a face then costs one detection instead of four)",
+    )
     add_convention_argument(parser)
+
+
+def unsure_score(text: str) -> float | None:
+    """``--unsure-score``'s value: a detector score in [0, 1], or ``off`` (None)."""
+    if text.strip().lower() in ("off", "none", "no"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a score from 0 to 1 or 'off', got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score from 0 to 1 or 'off', got {text!r}")
+    return value
+
+
+def pass_settings(args: argparse.Namespace) -> dict:
+    """The :class:`~facekeypoints.pipeline.FaceKeypointDetector` keywords of :func:`add_pass_arguments`' flags:
+    ``refine``, ``flip``, ``convention``, ``unsure_score`` and ``turns``."""
+    from ..quality import UNSURE_SCORE
+
+    return {
+        "refine": not args.no_refine,
+        "flip": not args.no_flip,
+        "convention": args.convention,
+        "unsure_score": getattr(args, "unsure_score", UNSURE_SCORE),
+        "turns": not getattr(args, "no_turns", False),
+    }
 
 
 def add_convention_argument(parser: argparse.ArgumentParser) -> None:

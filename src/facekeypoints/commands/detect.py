@@ -26,6 +26,7 @@ import numpy as np
 
 from ..cpus import available_cpus
 from ..outputs import IMAGE_SUFFIXES, name_file, same_file, save_image
+from ..quality import UNSURE_SCORE
 from . import (
     add_detector_arguments,
     add_max_megapixels_argument,
@@ -33,6 +34,7 @@ from . import (
     check_min_face,
     detector_spec,
     max_pixels,
+    pass_settings,
 )
 from .batch import add_progress_argument, expand_inputs, picture_targets, plural, progress_bar, say, summary
 
@@ -135,23 +137,30 @@ class _Config:
     max_faces: int | None = None
     #: where the photo read from standard input (the input "-") was saved, for every worker
     stdin_file: str | None = None
+    #: the face detector's candidates from this score up are read too (None: its sure faces only)
+    unsure_score: float | None = UNSURE_SCORE
+    #: a photo that gives no face upright is searched again turned
+    turns: bool = True
 
     @classmethod
     def from_args(
         cls, args: argparse.Namespace, threads: int | None, limit: int | None, stdin_file: str | None = None
     ) -> _Config:
         """The detector settings of ``detect``'s flags (local and Ray engines alike)."""
+        passes = pass_settings(args)
         return cls(
             args.model,
             args.detector,
-            not args.no_refine,
+            passes["refine"],
             threads,
             args.min_face,
-            not args.no_flip,
-            args.convention,
+            passes["flip"],
+            passes["convention"],
             limit,
             getattr(args, "max_faces", None),
             stdin_file,
+            passes["unsure_score"],
+            passes["turns"],
         )
 
 
@@ -204,6 +213,8 @@ def build_detector(config: _Config):
         "refine": config.refine,
         "flip": config.flip,
         "convention": config.convention,
+        "unsure_score": config.unsure_score,
+        "turns": config.turns,
     }
     if config.threads:
         kwargs["threads"] = config.threads

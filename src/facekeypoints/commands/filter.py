@@ -11,7 +11,14 @@ import argparse
 import re
 from pathlib import Path
 
-from . import add_detector_arguments, add_max_megapixels_argument, add_pass_arguments, detector_from_args, max_pixels
+from . import (
+    add_detector_arguments,
+    add_max_megapixels_argument,
+    add_pass_arguments,
+    detector_from_args,
+    max_pixels,
+    pass_settings,
+)
 from .batch import add_progress_argument
 
 HELP = "put an overlay (sunglasses, moustache, any picture) on every face"
@@ -64,10 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     detector = FaceKeypointDetector(
         model=args.model,
-        refine=not args.no_refine,
-        flip=not args.no_flip,
         detector=detector_from_args(args),
-        convention=args.convention,
+        **pass_settings(args),
     )
 
     def work(i: int, image: str) -> str:

@@ -9,7 +9,7 @@ import math
 import os
 import sys
 
-from . import add_detector_arguments, add_pass_arguments, check_min_face
+from . import add_detector_arguments, add_pass_arguments, check_min_face, pass_settings
 
 HELP = "run the web app and JSON API (needs the [serve] extra)"
 
@@ -195,9 +195,7 @@ def run(args: argparse.Namespace) -> int:
             model=os.path.abspath(args.model) if args.model else None,
             detector=args.detector,
             min_face=args.min_face,
-            refine=not args.no_refine,
-            flip=not args.no_flip,
-            convention=args.convention,
+            **pass_settings(args),
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
             max_pixels=int(args.max_megapixels * 1e6),
             timeout_s=args.timeout,

@@ -76,6 +76,8 @@ class Engine:
             refine=c.refine,
             flip=c.flip,
             convention=c.convention,
+            unsure_score=c.unsure_score,
+            turns=c.turns,
             threads=share,
         )
 

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, field, fields
 
 from .. import image_io as _image_io
+from ..quality import UNSURE_SCORE
 
 #: Default largest upload, in bytes (10 MiB).
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -223,6 +224,10 @@ class ServerConfig:
     refine: bool = True
     flip: bool = True  #: also read the mirrored crop in the last pass (see FaceKeypointDetector)
     convention: str = "ibug"  #: landmark convention of the answers (facekeypoints.conventions)
+    #: the face detector's candidates from this score up are read too, reported when their landmarks fit
+    #: (None, or ``off`` in the environment: its sure faces only; see FaceKeypointDetector)
+    unsure_score: float | None = UNSURE_SCORE
+    turns: bool = True  #: search a photo that gives no face upright again turned (see FaceKeypointDetector)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_PIXELS
     timeout_s: float = 20.0
@@ -261,6 +266,8 @@ class ServerConfig:
             raise ValueError("give the API key in a file or directly, not both")
         if self.api_key is not None:
             check_api_key(self.api_key, "the API key")
+        if self.unsure_score is not None and not 0.0 <= self.unsure_score <= 1.0:
+            raise ValueError(f"unsure_score must be in [0, 1] (or off), got {self.unsure_score}")
         if self.min_face is not None and not self.min_face > 0:
             raise ValueError(f"min_face must be a positive number of pixels, got {self.min_face}")
         from ..conventions import CONVENTIONS
@@ -273,6 +280,8 @@ class ServerConfig:
         env = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None and f.name == "unsure_score":
+                value = "off"  # not the default, which an absent variable means
             if value is None:
                 continue
             if isinstance(value, tuple):
@@ -293,8 +302,10 @@ class ServerConfig:
                 continue
             if f.name == "cors_origins":
                 kwargs[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
-            elif f.name in ("refine", "flip"):
+            elif f.name in ("refine", "flip", "turns"):
                 kwargs[f.name] = raw.strip().lower() not in ("0", "false", "no", "off", "")
+            elif f.name == "unsure_score":
+                kwargs[f.name] = None if raw.strip().lower() in ("off", "none", "no", "") else float(raw)
             elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue", "max_connections"):
                 kwargs[f.name] = int(raw)
             elif f.name in ("timeout_s", "queue_timeout_s", "min_face", "body_timeout_s", "header_timeout_s"):
