@@ -3,9 +3,10 @@
 Every 300-W face a training run held out (``--run``'s split; never a test set) is enlarged 2x (a 224 x
 224 photo) and spoiled in one way at a time: darkened (gamma 2.2, 60 % light), overexposed (gamma 0.4),
 JPEG quality 8, an 11-pixel motion blur, Gaussian noise of 25 grey levels, low contrast (35 %), shrunk
-so that the outer eye corners are about 30 px apart, or turned by 60, 75, 90, 120 or 180 degrees (as
-``bench/rolled_faces.py`` turns them, on a canvas padded by reflection). Each picture is read end to end
-by the default pipeline, by the same pipeline without the search of turned copies (``turns=False``), by
+so that the outer eye corners are about 30 px apart, turned by 60, 75, 90, 120 or 180 degrees (as
+``bench/rolled_faces.py`` turns them, on a canvas padded by reflection), or the photo itself turned a quarter
+turn or upside down (``np.rot90``, nothing added: a photo whose orientation tag was lost). Each picture is
+read end to end by the default pipeline, by the same pipeline without the search of turned copies (``turns=False``), by
 that without unsure candidates either (``unsure_score=None``: only what the face detector is sure of,
 upright, as before both) and by dlib's HOG detector + 68-point predictor; the face matched to the truth
 (IoU of the keypoint boxes at least 0.3) is scored.
@@ -19,7 +20,7 @@ overlapping no face it is sure of, upright or turned), how many of them and of f
 copies were reported, and the time per photo of the default pipeline and of the one before both, called
 in turn on each photo. Writes ``results/hard_photos.json``.
 
-    python bench/hard_photos.py --run runs/v9/1 [--model M.onnx] [--limit N] [--no-dlib]
+    python bench/hard_photos.py --run runs/v9/1 [--model M.onnx] [--limit N] [--no-dlib] [--conditions NAME ...]
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ def _noise(img: np.ndarray, sd: float, seed: int) -> np.ndarray:
     return np.clip(img + np.random.default_rng(seed).normal(0, sd, img.shape), 0, 255).astype(np.uint8)
 
 
+def _photo_turned(img: np.ndarray, kps: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The photo itself turned by ``k`` quarter turns (``np.rot90``: counter-clockwise), nothing added: a photo
+    whose orientation tag was lost, or taken upside down; the points (pixel centres) turned with it."""
+    h, w = img.shape[:2]
+    x, y = kps[:, 0], kps[:, 1]
+    for _ in range(k % 4):  # one counter-clockwise quarter turn of a (h, w) picture: (x, y) -> (y, w - 1 - x)
+        x, y = y, (w - 1) - x
+        h, w = w, h
+    return np.rot90(img, k), np.stack([x, y], axis=1)
+
+
 def _shrunk(img: np.ndarray, kps: np.ndarray, f: float) -> tuple[np.ndarray, np.ndarray]:
     small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     return small, (kps + 0.5) * f - 0.5
@@ -94,6 +106,8 @@ CONDITIONS = {
     "turned 90 degrees": lambda im, k, i: turned(im, k, 90.0),
     "turned 120 degrees": lambda im, k, i: turned(im, k, 120.0),
     "upside down": lambda im, k, i: turned(im, k, 180.0),
+    "the photo turned a quarter turn": lambda im, k, i: _photo_turned(im, k, 1),
+    "the photo upside down": lambda im, k, i: _photo_turned(im, k, 2),
 }
 
 #: our pipelines: the default, without the search of turned copies, and without unsure candidates either
@@ -199,6 +213,13 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--false-faces-only", action="store_true", help="only the second part; the first is kept from --out"
     )
+    ap.add_argument(
+        "--conditions",
+        nargs="+",
+        choices=list(CONDITIONS),
+        metavar="NAME",
+        help="only these conditions of the first part, the other rows and the second part kept from --out",
+    )
     args = ap.parse_args(argv)
     t0 = time.time()
     cfg = TrainConfig.from_saved(json.loads((Path(args.run) / "config.json").read_text()))
@@ -212,10 +233,12 @@ def main(argv=None) -> int:
 
         _, hog, predictor = dlib_models()
     rows = {}
-    if args.false_faces_only:
-        previous = json.loads(Path(args.out).read_text())
+    previous = json.loads(Path(args.out).read_text()) if args.false_faces_only or args.conditions else None
+    if previous is not None:
         rows, faces = previous["conditions"], faces[: previous["faces"]]
-    for name, spoil in CONDITIONS.items() if not args.false_faces_only else ():
+    wanted = () if args.false_faces_only else (args.conditions or CONDITIONS)
+    run = [(name, spoil) for name, spoil in CONDITIONS.items() if name in wanted]
+    for name, spoil in run:
         errors: dict[str, list[float]] = {**{way: [] for way in pipelines}, "dlib": []}
         for i, s in enumerate(faces):
             img, kps = spoil(*enlarged(s.image, s.keypoints), i)
@@ -238,8 +261,8 @@ def main(argv=None) -> int:
         "faces": len(faces),
         "what": "held-out 300-W faces (the run's split), enlarged 2x and spoiled one way at a time; found, mean "
         "NME_io % (iBUG convention), faces over 10 %; dlib was trained on these photos",
-        "conditions": rows,
-        "false_faces": false_faces(ours, strict, args.limit),
+        "conditions": {name: rows[name] for name in CONDITIONS if name in rows},
+        "false_faces": previous["false_faces"] if args.conditions else false_faces(ours, strict, args.limit),
         "seconds": round(time.time() - t0, 1),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }

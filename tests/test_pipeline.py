@@ -438,3 +438,38 @@ def test_a_photo_turned_on_its_side_or_upside_down_is_read_turned_back(detector,
         # upright only, nothing fits well: no face, or a failed fit that says so
         assert all(f.quality < detector.calibration.threshold for f in plain(photo))
     assert detector(np.zeros((240, 320, 3), np.uint8)) == []
+
+
+def test_turned_readings_replace_failed_fits_and_add_only_good_fits(detector):
+    """The choice between readings of the turned copies, with scripted readings (upright, then the copies
+    turned 90, 270 and 180 degrees): a failed upright fit of a face (quality under quality.TURN_BELOW) gives
+    way to the best turned reading that fits better, even one under the model's threshold (a hard face read
+    the right way up); where nothing was found upright only a reading that fits well adds a face."""
+    from facekeypoints import quality
+    from facekeypoints.pipeline import TURNS, Face, FaceKeypointDetector
+
+    h, w = 80, 100
+    photo = np.zeros((h, w, 3), np.uint8)
+    threshold = detector.calibration.threshold
+
+    def face(k, q):  # a square box about the photo's centre, as it sits in the copy turned by k quarter turns
+        cx, cy = ((w - 1) / 2, (h - 1) / 2) if k % 2 == 0 else ((h - 1) / 2, (w - 1) / 2)
+        box = np.array([cx - 20, cy - 20, cx + 20, cy + 20], np.float32)
+        return Face(box, 0.9, np.tile([cx, cy], (68, 1)).astype(np.float32), quality=q)
+
+    def read(upright, turned):  # turned: {k: quality}
+        det = FaceKeypointDetector(model=detector.model)
+        script = iter([upright] + [[face(k, turned[k])] if k in turned else [] for k in TURNS])
+        det._faces = lambda rgb: next(script)
+        return det(photo)
+
+    low = quality.TURN_BELOW + 0.5 * (threshold - quality.TURN_BELOW)  # between the two
+    (f,) = read([face(0, 0.01)], {1: low * 0.9, 2: low})  # the best of two unsure turned readings
+    assert f.extra == {"turned": 180} and f.quality == low
+    (f,) = read([face(0, 0.01)], {1: 0.9, 2: low})  # a good reading is not replaced by a worse one
+    assert f.extra == {"turned": 90} and f.quality == 0.9
+    (f,) = read([face(0, 0.01)], {3: quality.TURN_BELOW * 0.5})  # a turned failed fit: the upright one stays
+    assert f.extra == {} and f.quality == 0.01
+    assert read([], {1: low, 2: low}) == []  # nothing upright: an unsure reading adds no face
+    (f,) = read([], {3: threshold + 0.1})  # a good one does
+    assert f.extra == {"turned": 270}

@@ -223,7 +223,8 @@ class FaceKeypointDetector:
         With ``turns``, a photo that gives no face upright, or only failed fits (quality under
         :data:`quality.TURN_BELOW`), is searched again turned by a quarter turn either way and upside
         down; a face found there whose landmarks fit well (quality at least the model's threshold) is
-        reported in the photo's own pixels, in place of the failed fit of the same face upright."""
+        reported in the photo's own pixels, in place of the failed fit of the same face upright, and so is one
+        that fits better than that failed fit without fitting well (:meth:`_turned_faces`)."""
         rgb = load_image(image, self.max_pixels)
         faces = self._faces(rgb)
         if self.turns and not any(f.quality >= _quality.TURN_BELOW for f in faces):  # turns: the model has scores
@@ -234,21 +235,30 @@ class FaceKeypointDetector:
         return faces
 
     def _turned_faces(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
-        """``faces`` (read upright), with the well-fitting faces of the photo turned by
-        :data:`TURNS` in place of those they overlap (:data:`SAME_FACE_IOU`) or beside them."""
+        """``faces`` (read upright), with the faces of the photo turned by :data:`TURNS` in place of those
+        they overlap (:data:`SAME_FACE_IOU`) or beside them: a turned reading is taken when it fits well
+        (quality at least the model's threshold), or when it fits better than the failed fits (quality under
+        :data:`quality.TURN_BELOW`) it replaces, itself at least that: a face the detector found upside down
+        is then read the right way up even when it is hard to read that way too (a threshold of its own for
+        a reading that adds no face). Of several readings of one face the best fitting is kept."""
         h, w = rgb.shape[:2]
         size = (w, h)
         for k in TURNS:
             found = self._faces(np.ascontiguousarray(np.rot90(rgb, k)))
             for f in found:
-                if f.quality < self.calibration.threshold:
+                if f.quality < _quality.TURN_BELOW:
                     continue
                 kps = unturn_points(f.keypoints, k, (h, w))
                 corners = unturn_points(f.box.reshape(2, 2), k, (h, w))
                 box = np.concatenate([corners.min(axis=0), corners.max(axis=0)]).astype(np.float32)
                 overlap = box_iou(box, [g.box for g in faces])[0] if faces else np.zeros(0)
                 same = overlap >= SAME_FACE_IOU
-                if any(g.quality >= f.quality for g, s in zip(faces, same) if s):
+                replaced = [g for g, s in zip(faces, same) if s]
+                take = all(g.quality < f.quality for g in replaced)
+                if f.quality < self.calibration.threshold:  # only in place of failed fits (or turned readings)
+                    take = take and bool(replaced)
+                    take = take and all(g.quality < _quality.TURN_BELOW or "turned" in g.extra for g in replaced)
+                if not take:
                     continue
                 faces = [g for g, s in zip(faces, same) if not s]
                 faces.append(
