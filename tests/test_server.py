@@ -356,6 +356,21 @@ def test_render_without_filters_module_is_a_clear_400(client, one_face, monkeypa
     assert client.get("/v1/models").json()["filters"] == []
 
 
+def test_the_searches_follow_the_config(engine, portrait):
+    """``unsure_score`` and ``turns`` reach every worker's pipeline and the answers' model block: with the
+    turned search off, Grace on her side is no longer read turned."""
+    side = _encode(np.ascontiguousarray(np.rot90(portrait)), ".jpg")
+    answers = {}
+    for turns in (True, False):
+        with make_client(engine, unsure_score=None, turns=turns) as c:
+            (model,) = c.get("/v1/models").json()["models"]
+            assert model["unsure_score"] is None and model["turns"] is turns
+            answers[turns] = c.post("/v1/landmarks", content=side).json()
+    assert answers[True]["model"]["turns"] is True and answers[False]["model"]["turns"] is False
+    assert [f.get("turned") for f in answers[True]["faces"]] == [270]
+    assert all("turned" not in f for f in answers[False]["faces"])
+
+
 def test_models_healthz_docs(client, engine):
     models = client.get("/v1/models").json()
     assert models["models"][0]["name"] == engine.model.name
