@@ -473,3 +473,13 @@ def test_turned_readings_replace_failed_fits_and_add_only_good_fits(detector):
     assert read([], {1: low, 2: low}) == []  # nothing upright: an unsure reading adds no face
     (f,) = read([], {3: threshold + 0.1})  # a good one does
     assert f.extra == {"turned": 270}
+
+
+def test_turn_image_is_numpys_quarter_turn():
+    from facekeypoints.pipeline import turn_image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    for image in (rgb, rgb[:, ::-1]):  # contiguous or not
+        for k in range(-1, 6):
+            turned = turn_image(image, k)
+            assert turned.flags.c_contiguous and np.array_equal(turned, np.rot90(image, k))
