@@ -79,6 +79,12 @@ def unturn_points(points: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndar
     return np.stack([x, y], axis=-1).astype(np.float32)
 
 
+def _rounded(values: np.ndarray, decimals: int) -> list:
+    """``values`` as nested lists of Python floats rounded to ``decimals`` places (numpy's rounding, in one
+    call: a tenth of the time of rounding each float, which for 68 points counts in a JSON answer)."""
+    return np.round(np.asarray(values, np.float64), decimals).tolist()
+
+
 @dataclass
 class Face:
     """One face: ``box`` (x0, y0, x1, y1) and ``keypoints`` (68, 2) in image pixels, x then y.
@@ -103,14 +109,14 @@ class Face:
         """JSON-ready dict: box, score, keypoints (68 [x, y] pairs, pixels), quality and
         landmark_scores (when the model gives them), plus any extra fields."""
         d = {
-            "box": [round(float(v), 2) for v in self.box],
+            "box": _rounded(self.box, 2),
             "score": round(float(self.score), 4),
-            "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in self.keypoints],
+            "keypoints": _rounded(self.keypoints, 2),
         }
         if self.quality is not None:
             d["quality"] = round(float(self.quality), 4)
         if self.landmark_scores is not None:
-            d["landmark_scores"] = [round(float(v), 3) for v in self.landmark_scores]
+            d["landmark_scores"] = _rounded(self.landmark_scores, 3)
         if self.pose is not None:
             d["pose"] = {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), self.pose)}
         if self.track_id is not None:
