@@ -453,7 +453,9 @@ def test_spec_file_cache_sees_edits(tmp_path):
 class FakeDetector:
     """Stands in for the ONNX pipeline: one template face in the middle of any image."""
 
-    def __init__(self, model=None, detector="haar", refine=True, flip=True, convention="ibug"):
+    def __init__(
+        self, model=None, detector="haar", refine=True, flip=True, convention="ibug", unsure_score=0.3, turns=True
+    ):
         pass
 
     def __call__(self, image):
