@@ -46,7 +46,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SUMMARY = re.compile(
     r"detect --engine ray: (\d+) images, (\d+) faces, (\d+) errors, ([\d.]+) images/s "
-    r"\(([\d.]+) s, (\d+) actors (\d+) % busy\)"
+    r"\(([\d.]+) s, (\d+) actors? (\d+) % busy\)"
 )
 
 

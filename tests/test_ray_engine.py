@@ -6,6 +6,7 @@ comes with [ray]); the one-line error for a missing Ray is checked either way.
 
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -176,6 +177,10 @@ def test_rerun_skips_finished_inputs(first_run, tmp_path, capsys, monkeypatch):
     assert len(paths) == len(set(paths)) == 9 and "photos/sub/new.jpg" in paths
     assert finished_paths(str(shards)) == set(paths)
     assert len(list(shards.glob("*.parquet"))) == len(list(shards.glob("*.jsonl")))
+    # no more actors than batches (an actor without one would only start, and Ray Data warns of it)
+    new_shards = [p for p in shards.glob("part-*.jsonl") if p.name not in kept]
+    actors = int(re.search(r"s, (\d+) actors? \d+ % busy", out).group(1))
+    assert 1 <= actors <= len(new_shards)
 
     # everything done: nothing to run, not even Ray's job
     rc = _detect("--engine", "ray", "photos", first_run["uri"], "--shards", str(shards))

@@ -671,6 +671,7 @@ def run_detect(args: argparse.Namespace) -> int:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         actors = max(1, min(args.ray_actors or cpus, len(todo)))
         n_batches = batch_count(len(todo), actors, args.batch_size)
+        actors = min(actors, n_batches)  # an actor with no batch only starts, and Ray Data warns of it
         cwd = os.getcwd()
         t0 = time.perf_counter()
         # one block per batch and per shard (batch_size=None: a block is a batch); each actor holds one
@@ -716,6 +717,7 @@ def run_detect(args: argparse.Namespace) -> int:
     note = f"; {skipped} skipped, already in the shards" if skipped else ""
     print(
         f"detect --engine ray: {images} images, {faces} faces, {errors} errors, {rate:.1f} images/s "
-        f"({seconds:.1f} s, {actors} actors {100 * busy / (actors * seconds or 1):.0f} % busy){note} -> {args.shards}"
+        f"({seconds:.1f} s, {actors} actor{'s' if actors != 1 else ''} {100 * busy / (actors * seconds or 1):.0f} % "
+        f"busy){note} -> {args.shards}"
     )
     return 1 if errors or problems else 0
