@@ -26,7 +26,7 @@ def _centroid(img):
 def test_warped_keypoints_land_on_the_warped_dots(seed):
     """Each point is drawn as a dot; after the same warp, the moved point sits on its dot's centroid."""
     kps = (template() * 150 + 45).round().astype(np.float32)
-    cfg = AugmentConfig(flip_prob=0.5, rotate_deg=30)
+    cfg = AugmentConfig(flip_prob=0.5, rotate_deg=30, stretch=0.2 if seed % 2 else 0.0)
     rng = np.random.default_rng(seed)
     size = 128
     m, flip = random_crop_matrix(kps, CropRule(), size, cfg, rng)
@@ -96,3 +96,26 @@ def test_textured_occlusion_pastes_a_mirrored_patch_of_the_same_crop():
     out = photometric(crop, flat, np.random.default_rng(0))
     patch = out[(out != crop).any(axis=2)]
     assert len(patch) and (patch == patch[0]).all()  # one flat grey
+
+
+def test_stretch_widens_or_narrows_the_face_about_the_crop_centre():
+    """--stretch: in an upright, unjittered crop the points' box is scaled by exp(u) across and exp(-u) down, u
+    drawn within the range, about the crop's centre; without it the box keeps its shape."""
+    kps = (template() * 150 + 45).astype(np.float32)
+    rule = CropRule(scale=1.25)
+    base = AugmentConfig(rotate_deg=0, jitter_prob=0.0, fine_scale=0.0, fine_shift=0.0, flip_prob=0.0)
+
+    def box(cfg, seed):
+        m, flip = random_crop_matrix(kps, rule, 96, cfg, np.random.default_rng(seed))
+        _, inside = warp_sample(np.zeros((240, 240, 3), np.uint8), kps, m, 96, flip)
+        lo, hi = inside.min(0), inside.max(0)
+        assert np.allclose((lo + hi) / 2, 47.5, atol=1e-3)  # still centred
+        return hi - lo
+
+    plain = box(base, 0)
+    logs = []
+    for seed in range(40):
+        w, h = box(replace(base, stretch=0.2), seed) / plain
+        assert np.isclose(w * h, 1.0, atol=1e-6)  # the area is kept
+        logs.append(np.log(w))
+    assert max(np.abs(logs)) <= 0.2 + 1e-9 and min(logs) < -0.1 and max(logs) > 0.1

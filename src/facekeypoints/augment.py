@@ -23,6 +23,9 @@ class AugmentConfig:
     rotate_deg: float = 25.0  #: max |rotation| in degrees
     scale: float = 0.12  #: crop side multiplied by exp(U(-scale, scale))
     shift: float = 0.07  #: max centre shift as a fraction of the crop side
+    #: the face stretched in the crop's frame: width by exp(u), height by exp(-u), u ~ U(-stretch, stretch)
+    #: (faces wider or narrower than the training faces, the area kept)
+    stretch: float = 0.0
     jitter_prob: float = 1.0  #: share of samples jittered by scale/shift (the rest by fine_scale/fine_shift)
     fine_scale: float = 0.01
     fine_shift: float = 0.005
@@ -78,6 +81,11 @@ def random_crop_matrix(
     crop_side = side * rule.scale * float(np.exp(rng.uniform(-sj, sj)))
     center = center + frame_rotation(angle).T @ (rng.uniform(-sh, sh, 2) * crop_side)  # shift in the crop's frame
     m = crop_matrix((center[0], center[1]), crop_side, size, angle)
+    if cfg.stretch > 0:
+        u = float(rng.uniform(-cfg.stretch, cfg.stretch))
+        sx, sy, half = float(np.exp(u)), float(np.exp(-u)), (size - 1) / 2.0
+        s = np.array([[sx, 0.0, (1.0 - sx) * half], [0.0, sy, (1.0 - sy) * half], [0.0, 0.0, 1.0]])
+        m = (s @ np.vstack([m, [0, 0, 1]]))[:2]  # about the crop's centre, in its (rotated) frame
     flip = bool(rng.random() < cfg.flip_prob)
     if flip:
         f = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])

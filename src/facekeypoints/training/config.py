@@ -53,6 +53,9 @@ class TrainConfig:
     rotate_deg: float = 25.0  #: max |rotation| of a crop in degrees (real photos roll their heads)
     scale_jitter: float = 0.08  #: jittered crops: side multiplied by exp(U(-s, s))
     shift: float = 0.05  #: jittered crops: max centre shift as a fraction of the crop side
+    #: faces stretched wider or narrower in the crop: width by exp(u), height by exp(-u), u ~ U(-s, s); not in
+    #: the finishing epochs
+    stretch: float = 0.0
     #: mirror probability, for sources with mirror-consistent labels (300-W); Udacity crops are never
     #: mirrored, their labels are not mirror-consistent (training/mirror.py)
     flip_prob: float = 0.5
@@ -192,6 +195,7 @@ _RULES = {
     "rotate_deg": _DEGREES,
     "scale_jitter": _NOT_NEGATIVE,
     "shift": _NOT_NEGATIVE,
+    "stretch": (lambda v: 0 <= v <= 0.5, "from 0 to 0.5"),
     "flip_prob": _PROBABILITY,
     "jitter_prob": _PROBABILITY,
     "occlusion_prob": _PROBABILITY,

@@ -125,8 +125,9 @@ def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
     ``cfg.finish_rotate_deg``, photometric strength at ``cfg.finish_photometric`` and the mirror
     probability at ``cfg.finish_flip_prob`` in the last ``cfg.finishing_epochs()`` epochs (a finishing
     phase on crops closer to the upright, unmirrored "gt"-rule crops the model is measured on)."""
-    rotate, strength, flip = cfg.rotate_deg, cfg.photometric, cfg.flip_prob
+    rotate, strength, flip, stretch = cfg.rotate_deg, cfg.photometric, cfg.flip_prob, cfg.stretch
     if epoch >= cfg.epochs - cfg.finishing_epochs():
+        stretch = 0.0
         rotate = min(rotate, cfg.finish_rotate_deg)
         strength = min(strength, cfg.finish_photometric)
         flip = min(flip, cfg.finish_flip_prob)
@@ -134,6 +135,7 @@ def augment_config(cfg: TrainConfig, epoch: int) -> AugmentConfig:
         rotate_deg=rotate,
         scale=cfg.scale_jitter,
         shift=cfg.shift,
+        stretch=stretch,
         flip_prob=flip,
         jitter_prob=cfg.jitter_prob,
         occlusion_prob=cfg.occlusion_prob,
