@@ -39,7 +39,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from facekeypoints import evaluation  # noqa: E402
-from facekeypoints.pipeline import FaceKeypointDetector  # noqa: E402
+from facekeypoints.pipeline import FaceKeypointDetector, turn_image, unturn_points  # noqa: E402
 from facekeypoints.training.config import TrainConfig  # noqa: E402
 from facekeypoints.training.data import load_sources  # noqa: E402
 
@@ -77,13 +77,10 @@ def _noise(img: np.ndarray, sd: float, seed: int) -> np.ndarray:
 
 def _photo_turned(img: np.ndarray, kps: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The photo itself turned by ``k`` quarter turns (``np.rot90``: counter-clockwise), nothing added: a photo
-    whose orientation tag was lost, or taken upside down; the points (pixel centres) turned with it."""
-    h, w = img.shape[:2]
-    x, y = kps[:, 0], kps[:, 1]
-    for _ in range(k % 4):  # one counter-clockwise quarter turn of a (h, w) picture: (x, y) -> (y, w - 1 - x)
-        x, y = y, (w - 1) - x
-        h, w = w, h
-    return np.rot90(img, k), np.stack([x, y], axis=1)
+    whose orientation tag was lost, or taken upside down; the points (pixel centres) turned with it. The
+    photo is the turned one's copy turned back by -k, so the pipeline's own mapping carries the points."""
+    photo = turn_image(img, k)
+    return photo, unturn_points(kps, -k, photo.shape[:2])
 
 
 def _shrunk(img: np.ndarray, kps: np.ndarray, f: float) -> tuple[np.ndarray, np.ndarray]:
