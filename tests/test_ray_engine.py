@@ -269,3 +269,38 @@ def test_option_errors(tmp_path, capsys, monkeypatch, extra, message):
     assert _detect("--engine", "ray", ".", *extra) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"facekeypoints: error: {message}") and err.count("\n") == 1
+
+
+def test_starting_a_local_ray_says_nothing_of_its_token(monkeypatch):
+    """Ray's WARNING that it turned token authentication on for the new local cluster is not printed
+    (the cluster is the command's own); its errors still are, and the logger's level is restored."""
+    import logging
+    import types
+
+    from facekeypoints import ray_engine
+
+    log = logging.getLogger(ray_engine._RAY_AUTH_LOGGER)
+    heard: list[str] = []
+
+    class Ear(logging.Handler):
+        def emit(self, record):
+            heard.append(record.getMessage())
+
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        log.warning("Token authentication is enabled for this Ray cluster.")
+        log.error("a real problem")
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=init)
+    ear = Ear()
+    log.addHandler(ear)
+    try:
+        monkeypatch.setattr(log, "level", logging.NOTSET)
+        assert ray_engine.connect(fake, None) is True
+    finally:
+        log.removeHandler(ear)
+    assert heard == ["a real problem"]
+    assert log.level == logging.NOTSET
+    assert calls and calls[0]["address"] == "local" and calls[0]["include_dashboard"] is False

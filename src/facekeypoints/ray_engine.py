@@ -55,6 +55,9 @@ MAX_ERROR_LINES = 20
 
 _INSTALL = "pip install 'facekeypoints[ray]'"
 
+#: Ray's logger announcing token authentication on a new local cluster (silenced while we start ours).
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
 
 # --- options ---------------------------------------------------------------------------------------
 
@@ -580,7 +583,15 @@ def connect(ray, address: str | None) -> bool:
         return False
     quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
-        ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False, **quiet)
+        # Ray turns token authentication on for a new local cluster and says so in a WARNING telling how to
+        # opt out; the cluster is ours, lives as long as this command and keeps the token: no line for it
+        auth_log = logging.getLogger(_RAY_AUTH_LOGGER)
+        level = auth_log.level
+        auth_log.setLevel(logging.ERROR)
+        try:
+            ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False, **quiet)
+        finally:
+            auth_log.setLevel(level)
         return True
     try:
         ray.init(address=address, **quiet)
