@@ -580,7 +580,7 @@ def test_detect_turned_search_and_its_opt_out(tmp_path, capsys):
     assert all("turned" not in f and f["quality"] < face["quality"] for f in upright["images"][0]["faces"])
 
 
-@pytest.mark.parametrize("value", ["2", "-0.1", "abc"])
+@pytest.mark.parametrize("value", ["2", "-0.1", "abc", "nan"])
 def test_unsure_score_must_be_a_score_or_off(tmp_path, capsys, value):
     photo = write_photo(tmp_path / "p.png")
     assert cli.main(["detect", str(photo), "--unsure-score", value]) == 2

@@ -183,6 +183,10 @@ def test_config_round_trips_through_environment():
     assert searches.to_env()["FACEKEYPOINTS_SERVE_UNSURE_SCORE"] == "off"
     assert ServerConfig.from_env(searches.to_env()) == searches
     assert ServerConfig.from_env({"FACEKEYPOINTS_SERVE_UNSURE_SCORE": "0.4"}).unsure_score == 0.4
+    for off in ("off", "None", " no ", ""):  # the same words as the command line's --unsure-score
+        assert ServerConfig.from_env({"FACEKEYPOINTS_SERVE_UNSURE_SCORE": off}).unsure_score is None
+    with pytest.raises(ValueError, match="expected a score from 0 to 1 or 'off'"):
+        ServerConfig.from_env({"FACEKEYPOINTS_SERVE_UNSURE_SCORE": "nan"})
     with pytest.raises(ValueError):
         ServerConfig(unsure_score=1.5)
     assert ServerConfig.from_env({}) == ServerConfig()

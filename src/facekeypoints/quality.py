@@ -86,6 +86,26 @@ CONFIRM_SCORE = 0.5
 #: none fit as one (quality 0.056 at most), so none was reported.
 UNSURE_SCORE = 0.3
 
+
+#: Words that switch the reading of unsure candidates off (``--unsure-score off``,
+#: ``FACEKEYPOINTS_SERVE_UNSURE_SCORE=off``); an empty value too.
+UNSURE_OFF = ("off", "none", "no", "")
+
+
+def parse_unsure_score(text: str) -> float | None:
+    """An unsure-candidate score as typed (a flag's or a variable's value): a detector score in [0, 1],
+    or one of :data:`UNSURE_OFF` (None: read only what the detector is sure of). ValueError otherwise."""
+    if text.strip().lower() in UNSURE_OFF:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a score from 0 to 1 or 'off', got {text!r}")
+    return value
+
+
 #: A photo whose best face fit scores under this quality (or that gives no face at all) is searched
 #: again turned a quarter turn either way and upside down (``FaceKeypointDetector(turns=True)``): a
 #: face turned further than about 60 degrees is read as a wreck (quality near 0) or not found. On the

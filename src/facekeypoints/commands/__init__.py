@@ -77,16 +77,13 @@ def add_pass_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def unsure_score(text: str) -> float | None:
-    """``--unsure-score``'s value: a detector score in [0, 1], or ``off`` (None)."""
-    if text.strip().lower() in ("off", "none", "no"):
-        return None
+    """``--unsure-score``'s value: a detector score in [0, 1], or ``off`` (None): :func:`quality.parse_unsure_score`."""
+    from ..quality import parse_unsure_score
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a score from 0 to 1 or 'off', got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a score from 0 to 1 or 'off', got {text!r}")
-    return value
+        return parse_unsure_score(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def pass_settings(args: argparse.Namespace) -> dict:

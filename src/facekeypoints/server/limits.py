@@ -305,7 +305,9 @@ class ServerConfig:
             elif f.name in ("refine", "flip", "turns"):
                 kwargs[f.name] = raw.strip().lower() not in ("0", "false", "no", "off", "")
             elif f.name == "unsure_score":
-                kwargs[f.name] = None if raw.strip().lower() in ("off", "none", "no", "") else float(raw)
+                from ..quality import parse_unsure_score
+
+                kwargs[f.name] = parse_unsure_score(raw)
             elif f.name in ("max_upload_bytes", "max_pixels", "threads", "max_queue", "max_connections"):
                 kwargs[f.name] = int(raw)
             elif f.name in ("timeout_s", "queue_timeout_s", "min_face", "body_timeout_s", "header_timeout_s"):
