@@ -304,3 +304,35 @@ def test_starting_a_local_ray_says_nothing_of_its_token(monkeypatch):
     assert heard == ["a real problem"]
     assert log.level == logging.NOTSET
     assert calls and calls[0]["address"] == "local" and calls[0]["include_dashboard"] is False
+
+
+def test_records_table_is_the_general_conversion(tmp_path):
+    """The shards' Arrow table, built column by column, equals pyarrow's own conversion of the records:
+    errors, a face found turned, one without pose or quality, and a model without landmark scores."""
+    pa = pytest.importorskip("pyarrow")
+    from facekeypoints.commands.detect import SCHEMA, image_record
+    from facekeypoints.pipeline import FaceKeypointDetector
+    from facekeypoints.ray_engine import _record_schema, faces_array, records_table
+
+    photos = _photos(tmp_path / "photos")
+    det = FaceKeypointDetector(threads=1)
+    paths = sorted(str(p) for p in photos.rglob("*") if p.is_file())
+    records = [image_record(det, p, None) for p in paths]
+    with_faces = [r for r in records if r.get("faces")]
+    assert len(with_faces) >= 3 and any("error" in r for r in records) and any(r.get("faces") == [] for r in records)
+    with_faces[0]["faces"][0]["turned"] = 90
+    with_faces[1]["faces"][0]["pose"] = None
+    with_faces[2]["faces"][-1]["quality"] = None
+    schema = _record_schema()
+
+    def general(recs):
+        return pa.Table.from_pylist([{"schema": SCHEMA, **r} for r in recs], schema=schema)
+
+    assert records_table(records, schema).equals(general(records))
+    assert records_table([], schema).equals(general([]))
+    rows = [r.get("faces", []) for r in records]
+    assert faces_array(rows).equals(pa.array(rows, type=schema.field("faces").type))
+    for r in with_faces:  # a model without landmark scores: pyarrow's conversion, the same table
+        for f in r["faces"]:
+            f.pop("landmark_scores"), f.pop("quality")
+    assert records_table(records, schema).equals(general(records))
