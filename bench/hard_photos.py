@@ -4,7 +4,8 @@ Every 300-W face a training run held out (``--run``'s split; never a test set) i
 224 photo) and spoiled in one way at a time: darkened (gamma 2.2, 60 % light), overexposed (gamma 0.4),
 JPEG quality 8, an 11-pixel motion blur, Gaussian noise of 25 grey levels, low contrast (35 %), shrunk
 so that the outer eye corners are about 30 px apart, turned by 60, 75, 90, 120 or 180 degrees (as
-``bench/rolled_faces.py`` turns them, on a canvas padded by reflection), or the photo itself turned a quarter
+``bench/rolled_faces.py`` turns them, on a canvas padded with the photo's edge pixels, ``--padding``), or the
+photo itself turned a quarter
 turn or upside down (``np.rot90``, nothing added: a photo whose orientation tag was lost). Each picture is
 read end to end by the default pipeline, by the same pipeline without the search of turned copies (``turns=False``), by
 that without unsure candidates either (``unsure_score=None``: only what the face detector is sure of,
@@ -44,7 +45,7 @@ from facekeypoints.training.config import TrainConfig  # noqa: E402
 from facekeypoints.training.data import load_sources  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rolled_faces import matched, turned  # noqa: E402
+from rolled_faces import PADDINGS, matched, summary, turned  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -88,24 +89,29 @@ def _shrunk(img: np.ndarray, kps: np.ndarray, f: float) -> tuple[np.ndarray, np.
     return small, (kps + 0.5) * f - 0.5
 
 
-#: name -> (image, points) -> (spoiled image, its points); ``i`` seeds the noise
-CONDITIONS = {
-    "as it is": lambda im, k, i: (im, k),
-    "dark": lambda im, k, i: (_tone(im, 2.2, 0.6), k),
-    "overexposed": lambda im, k, i: (_tone(im, 0.4, 1.0), k),
-    "JPEG quality 8": lambda im, k, i: (_jpeg(im, 8), k),
-    "motion blur 11 px": lambda im, k, i: (_motion(im, 11), k),
-    "noise 25": lambda im, k, i: (_noise(im, 25.0, i), k),
-    "low contrast": lambda im, k, i: ((im * 0.35 + 100).astype(np.uint8), k),
-    "small (eyes about 30 px apart)": lambda im, k, i: _shrunk(im, k, 0.35),
-    "turned 60 degrees": lambda im, k, i: turned(im, k, 60.0),
-    "turned 75 degrees": lambda im, k, i: turned(im, k, 75.0),
-    "turned 90 degrees": lambda im, k, i: turned(im, k, 90.0),
-    "turned 120 degrees": lambda im, k, i: turned(im, k, 120.0),
-    "upside down": lambda im, k, i: turned(im, k, 180.0),
-    "the photo turned a quarter turn": lambda im, k, i: _photo_turned(im, k, 1),
-    "the photo upside down": lambda im, k, i: _photo_turned(im, k, 2),
-}
+def conditions(padding: str = "replicate") -> dict:
+    """name -> (image, points, i) -> (spoiled image, its points); ``i`` seeds the noise; ``padding``: the canvas
+    fill of the turned ones (rolled_faces.PADDINGS)."""
+    return {
+        "as it is": lambda im, k, i: (im, k),
+        "dark": lambda im, k, i: (_tone(im, 2.2, 0.6), k),
+        "overexposed": lambda im, k, i: (_tone(im, 0.4, 1.0), k),
+        "JPEG quality 8": lambda im, k, i: (_jpeg(im, 8), k),
+        "motion blur 11 px": lambda im, k, i: (_motion(im, 11), k),
+        "noise 25": lambda im, k, i: (_noise(im, 25.0, i), k),
+        "low contrast": lambda im, k, i: ((im * 0.35 + 100).astype(np.uint8), k),
+        "small (eyes about 30 px apart)": lambda im, k, i: _shrunk(im, k, 0.35),
+        "turned 60 degrees": lambda im, k, i: turned(im, k, 60.0, padding),
+        "turned 75 degrees": lambda im, k, i: turned(im, k, 75.0, padding),
+        "turned 90 degrees": lambda im, k, i: turned(im, k, 90.0, padding),
+        "turned 120 degrees": lambda im, k, i: turned(im, k, 120.0, padding),
+        "upside down": lambda im, k, i: turned(im, k, 180.0, padding),
+        "the photo turned a quarter turn": lambda im, k, i: _photo_turned(im, k, 1),
+        "the photo upside down": lambda im, k, i: _photo_turned(im, k, 2),
+    }
+
+
+CONDITIONS = conditions()  # the names, for --conditions
 
 #: our pipelines: the default, without the search of turned copies, and without unsure candidates either
 #: (what the face detector alone is sure of, upright: the pipeline before both)
@@ -114,13 +120,6 @@ OURS = {
     "ours, upright only": {"turns": False},
     "ours, sure detections only, upright only": {"turns": False, "unsure_score": None},
 }
-
-
-def summary(errors: list[float], n: int) -> dict:
-    e = np.array(errors, np.float64)
-    if len(e) == 0:
-        return {"found": 0, "of": n}
-    return {"found": int(len(e)), "of": n, "nme_mean": round(float(e.mean() * 100), 3), "over_10": int((e > 0.1).sum())}
 
 
 def non_faces(seed: int = 0) -> list[np.ndarray]:
@@ -206,6 +205,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="our model (default: the bundled one)")
     ap.add_argument("--no-dlib", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="only the first N faces / photos per set (a quick try)")
+    ap.add_argument("--padding", choices=list(PADDINGS), default="replicate", help="canvas fill of the turned rows")
     ap.add_argument("--out", default=str(RESULTS / "hard_photos.json"))
     ap.add_argument(
         "--false-faces-only", action="store_true", help="only the second part; the first is kept from --out"
@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     if previous is not None:
         rows, faces = previous["conditions"], faces[: previous["faces"]]
     wanted = () if args.false_faces_only else (args.conditions or CONDITIONS)
-    run = [(name, spoil) for name, spoil in CONDITIONS.items() if name in wanted]
+    run = [(name, spoil) for name, spoil in conditions(args.padding).items() if name in wanted]
     for name, spoil in run:
         errors: dict[str, list[float]] = {**{way: [] for way in pipelines}, "dlib": []}
         for i, s in enumerate(faces):
@@ -258,6 +258,7 @@ def main(argv=None) -> int:
         "faces": len(faces),
         "what": "held-out 300-W faces (the run's split), enlarged 2x and spoiled one way at a time; found, mean "
         "NME_io % (iBUG convention), faces over 10 %; dlib was trained on these photos",
+        "padding": args.padding,
         "conditions": {name: rows[name] for name in CONDITIONS if name in rows},
         "false_faces": previous["false_faces"] if args.conditions else false_faces(ours, strict, args.limit),
         "seconds": round(time.time() - t0, 1),

@@ -2,8 +2,10 @@
 
 Real photos tilt heads (a person leaning, a camera held at an angle, an old print scanned askew).
 Every face a training run held out (300-W photos and Udacity people, ``--run``'s split; never a
-test set) is turned by each of ``--angles`` degrees about its centre, on a canvas padded by
-reflection so that no black corner gives the turn away, and read end to end: face detector,
+test set) is turned by each of ``--angles`` degrees about its centre, on a canvas padded with the photo's
+edge pixels repeated outwards (``--padding replicate``; ``reflect``, the fill before stop 22, mirrors the
+photo and so puts copies of the face beside it) so that no black corner gives the turn away, and read end
+to end: face detector,
 passes, the face matched to the truth by IoU. Reported per angle and source: faces found, mean
 NME_io (iBUG convention), faces over 10 %, the worst face; for our pipeline with and without the
 extra levelled pass (:data:`TILTS`: which faces get it) and how often it runs; and
@@ -11,6 +13,7 @@ dlib's HOG detector + 68-point predictor on the same pictures. The photo is sear
 (``turns=False``); ``bench/hard_photos.py`` scores the search of turned copies. Writes ``results/rolled_faces.json``.
 
     python bench/rolled_faces.py --run runs/v9/1 [--model M.onnx] [--angles 0 15 30 45 60] [--no-dlib]
+        [--padding replicate|reflect]
 """
 
 from __future__ import annotations
@@ -43,14 +46,24 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TILTS = (np.inf, 10.0, 15.0, 20.0, -1.0)
 
 
-def turned(image: np.ndarray, keypoints: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` padded by half its longer side (reflected) and turned by ``degrees`` (counter-clockwise
-    on screen) about the centre of ``keypoints``; the points turned with it."""
+#: How the canvas around a turned photo is filled (``--padding``): ``replicate`` repeats the photo's edge
+#: pixels outwards (streaks, no face); ``reflect`` mirrors the photo (the benches' fill until stop 22), which
+#: puts mirror copies of the face beside it, and a face detector's box may straddle a face and its copy.
+PADDINGS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT}
+
+
+def turned(
+    image: np.ndarray, keypoints: np.ndarray, degrees: float, padding: str = "replicate"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` padded by half its longer side (filled as :data:`PADDINGS` ``padding`` says, so that no black
+    corner gives the turn away) and turned by ``degrees`` (counter-clockwise on screen) about the centre of
+    ``keypoints``; the points turned with it."""
+    border = PADDINGS[padding]
     pad = max(image.shape[:2]) // 2
-    big = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    big = cv2.copyMakeBorder(image, pad, pad, pad, pad, border)
     cx, cy = keypoints.mean(axis=0) + pad
     m = cv2.getRotationMatrix2D((float(cx), float(cy)), degrees, 1.0)
-    out = cv2.warpAffine(big, m, (big.shape[1], big.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    out = cv2.warpAffine(big, m, (big.shape[1], big.shape[0]), flags=cv2.INTER_LINEAR, borderMode=border)
     return out, np.c_[keypoints + pad, np.ones(len(keypoints))] @ m.T
 
 
@@ -116,6 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="the run's exported .onnx (default: the bundled model)")
     ap.add_argument("--angles", type=float, nargs="+", default=[0, 15, 30, 45, 60])
     ap.add_argument("--no-dlib", action="store_true")
+    ap.add_argument("--padding", choices=list(PADDINGS), default="replicate", help="canvas fill (default: replicate)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N faces per source (a quick try)")
     ap.add_argument("--out", default=str(RESULTS / "rolled_faces.json"))
     args = ap.parse_args(argv)
@@ -136,6 +150,7 @@ def main(argv=None) -> int:
         "run": args.run,
         "what": __doc__.split("\n\n")[1].replace("\n", " "),
         "level_again_deg_shipped": quality.LEVEL_AGAIN_DEG,
+        "padding": args.padding,
         "angles": {},
     }
     sources = [(src, val) for src, _, val in load_sources(cfg)]
@@ -149,7 +164,7 @@ def main(argv=None) -> int:
             faces = val[: args.limit] if args.limit else val
             for s in faces:
                 n_faces[src.kind] += 1
-                rgb, truth = turned(s.image, s.keypoints, angle)
+                rgb, truth = turned(s.image, s.keypoints, angle, args.padding)
                 k2, k3, tilts = rec.readings(rgb)
                 i = matched(k2, truth)
                 if i is not None:
