@@ -269,7 +269,8 @@ def _lists(pa, values, lengths, type_, mask=None):
 def faces_array(rows: list[list[dict] | None]):
     """The ``faces`` column (:func:`_record_schema`) of records' face lists (None: an image with an error),
     built column by column from numpy arrays: the same array as ``pa.array(rows, type=...)``, which converts
-    every one of a face's 68 points as a Python list and took about as long as a tenth of reading the image."""
+    every one of a face's 68 points as a Python list (0.86 against 0.03 ms a 300-W photo, whose reading takes
+    about 9 ms on one CPU)."""
     import pyarrow as pa
 
     face_type = _record_schema().field("faces").type
