@@ -295,18 +295,17 @@ def faces_array(rows: list[list[dict] | None]):
         fields=list(face_type.value_type.field("pose").type),
         mask=pa.array([p is None for p in poses], pa.bool_()),
     )
-    struct = pa.StructArray.from_arrays(
-        [
-            box,
-            pa.array([f["score"] for f in faces], f64),
-            keypoints,
-            pa.array([f.get("quality") for f in faces], f64),
-            landmark_scores,
-            pose,
-            pa.array([f.get("turned") for f in faces], pa.int32()),
-        ],
-        fields=list(face_type.value_type),
-    )
+    columns = {
+        "box": box,
+        "score": pa.array([f["score"] for f in faces], f64),
+        "keypoints": keypoints,
+        "quality": pa.array([f.get("quality") for f in faces], f64),
+        "landmark_scores": landmark_scores,
+        "pose": pose,
+        "turned": pa.array([f.get("turned") for f in faces], pa.int32()),
+    }
+    fields = list(face_type.value_type)
+    struct = pa.StructArray.from_arrays([columns[f.name] for f in fields], fields=fields)
     missing = pa.array([row is None for row in rows], pa.bool_())
     return _lists(pa, struct, [len(row) if row else 0 for row in rows], face_type, missing)
 
