@@ -394,8 +394,8 @@ class _Candidates:
 
 def test_unsure_candidates_are_reported_only_when_their_landmarks_fit_a_face(grace):
     """Under the detector's threshold, a candidate on a face is kept (its landmarks fit), one on the
-    background is not, one on a face already found is not read again, and ``unsure_score=None`` keeps
-    the detector's own threshold."""
+    background is not, one on a face already found is not read again, one whose landmarks land on a face
+    already found is not reported again, and ``unsure_score=None`` keeps the detector's own threshold."""
     from facekeypoints import FaceKeypointDetector
 
     face = FaceKeypointDetector(threads=1)(grace)[0].box
@@ -412,6 +412,12 @@ def test_unsure_candidates_are_reported_only_when_their_landmarks_fit_a_face(gra
     det.landmarks = lambda rgb, boxes: reads.append(len(boxes)) or original(rgb, boxes)
     faces = det(grace)
     assert reads == [1] and len(faces) == 1 and faces[0].score == pytest.approx(0.9)  # 0.25: under the band
+    # a candidate half over the face (boxes' IoU 0.25, under SAME_FACE_IOU) is read, and its passes settle on
+    # that face (a good fit): the same face, not reported twice
+    half = face + np.array([0.6, 0, 0.6, 0], np.float32) * (face[2] - face[0])
+    det = FaceKeypointDetector(threads=1, detector=_Candidates([face, half], [0.9, 0.4]))
+    faces = det(grace)
+    assert len(faces) == 1 and faces[0].score == pytest.approx(0.9)
     with pytest.raises(InputError, match="unsure_score"):
         FaceKeypointDetector(unsure_score=1.5)
 

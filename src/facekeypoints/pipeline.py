@@ -35,7 +35,15 @@ from .conventions import check_convention, convert, shift_in_face_frame
 from .detectors import FaceDetector, create_detector
 from .detectors.base import box_iou
 from .errors import InputError
-from .geometry import apply_affine, box_crop_matrix, eye_angle, invert_affine, keypoints_crop_matrix, warp
+from .geometry import (
+    apply_affine,
+    box_crop_matrix,
+    eye_angle,
+    invert_affine,
+    keypoint_box,
+    keypoints_crop_matrix,
+    warp,
+)
 from .image_io import MAX_PIXELS, ImageLike, load_image
 from .landmarks import FLIP_PERMUTATION, flip_keypoints
 from .pose import head_pose
@@ -44,8 +52,9 @@ from .runtime import KeypointModel
 #: What caller-given boxes are: the face detector's boxes (``Face.box``) or the tight box of the 68 points.
 BOX_CONVENTIONS = ("detector", "landmarks")
 #: Two boxes overlapping by this IoU or more are the same face: an unsure candidate (``unsure_score``) over
-#: a face the detector is sure of is not read, and a face found in a turned copy (``turns``) takes the place
-#: of the upright reading it overlaps.
+#: a face the detector is sure of is not read, nor reported when its landmarks' box overlaps that of a face
+#: reported before it (its passes may settle on a neighbour it half covers), and a face found in a turned copy
+#: (``turns``) takes the place of the upright reading it overlaps, by their boxes or their landmarks' boxes.
 SAME_FACE_IOU = 0.3
 #: Quarter turns (counter-clockwise, as :func:`numpy.rot90` counts them) of a photo searched again when it
 #: gives no face, or only failed fits, upright: a quarter turn either way, then upside down.
@@ -269,8 +278,10 @@ class FaceKeypointDetector:
                 kps = unturn_points(f.keypoints, k, (h, w))
                 corners = unturn_points(f.box.reshape(2, 2), k, (h, w))
                 box = np.concatenate([corners.min(axis=0), corners.max(axis=0)]).astype(np.float32)
-                overlap = box_iou(box, [g.box for g in faces])[0] if faces else np.zeros(0)
-                same = overlap >= SAME_FACE_IOU
+                same = np.zeros(len(faces), bool)
+                if faces:
+                    same |= box_iou(box, [g.box for g in faces])[0] >= SAME_FACE_IOU
+                    same |= box_iou(keypoint_box(kps), [keypoint_box(g.keypoints) for g in faces])[0] >= SAME_FACE_IOU
                 replaced = [g for g, s in zip(faces, same) if s]
                 take = all(g.quality < f.quality for g in replaced)
                 if f.quality < self.calibration.threshold:  # only in place of failed fits (or turned readings)
@@ -299,19 +310,31 @@ class FaceKeypointDetector:
             return []
         kps, lm_scores = self.landmarks(rgb, boxes)
         size = (rgb.shape[1], rgb.shape[0])
-        faces = []
-        for i, (b, s, k) in enumerate(zip(boxes, scores, kps)):
-            ls = None if lm_scores is None else lm_scores[i]
-            q = None if ls is None else self.calibration.quality(ls)
+        quality = [None] * len(boxes) if lm_scores is None else [self.calibration.quality(ls) for ls in lm_scores]
+        kept: list[int] = []
+        for i in sorted(range(len(boxes)), key=lambda j: bool(unsure[j])):  # sure faces first, then candidates
+            s, q = scores[i], quality[i]
             if unsure[i] and (q is None or q < self.calibration.threshold):
                 continue  # a candidate under the detector's threshold whose landmarks do not fit a face
             if q is not None and self.reject_quality is not None:
                 if s < _quality.CONFIRM_SCORE and q < self.reject_quality:
                     continue  # an unsure detection whose landmarks find no face either
-            faces.append(
-                Face(np.asarray(b, np.float32), float(s), k, pose=head_pose(k, size), landmark_scores=ls, quality=q)
+            if unsure[i] and kept:
+                overlap = box_iou(keypoint_box(kps[i]), keypoint_box(kps[kept]))[0]
+                if (overlap >= SAME_FACE_IOU).any():
+                    continue  # a candidate read as a face kept already (its box half over that face)
+            kept.append(i)
+        return [
+            Face(
+                np.asarray(boxes[i], np.float32),
+                float(scores[i]),
+                kps[i],
+                pose=head_pose(kps[i], size),
+                landmark_scores=None if lm_scores is None else lm_scores[i],
+                quality=quality[i],
             )
-        return faces
+            for i in sorted(kept)
+        ]
 
     def _detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(boxes, scores, unsure)``: the detector's faces (at least ``min_face`` wide) and, with
