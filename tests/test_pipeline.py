@@ -394,8 +394,8 @@ class _Candidates:
 
 def test_unsure_candidates_are_reported_only_when_their_landmarks_fit_a_face(grace):
     """Under the detector's threshold, a candidate on a face is kept (its landmarks fit), one on the
-    background is not, one on a face already found is not read again, one whose landmarks land on a face
-    already found is not reported again, and ``unsure_score=None`` keeps the detector's own threshold."""
+    background is not, one on a face already found is not read again, two detections whose landmarks land on
+    one face give one face, and ``unsure_score=None`` keeps the detector's own threshold."""
     from facekeypoints import FaceKeypointDetector
 
     face = FaceKeypointDetector(threads=1)(grace)[0].box
@@ -412,12 +412,17 @@ def test_unsure_candidates_are_reported_only_when_their_landmarks_fit_a_face(gra
     det.landmarks = lambda rgb, boxes: reads.append(len(boxes)) or original(rgb, boxes)
     faces = det(grace)
     assert reads == [1] and len(faces) == 1 and faces[0].score == pytest.approx(0.9)  # 0.25: under the band
-    # a candidate half over the face (boxes' IoU 0.25, under SAME_FACE_IOU) is read, and its passes settle on
-    # that face (a good fit): the same face, not reported twice
+    # a box half over the face (boxes' IoU 0.25, under SAME_FACE_IOU) is read, and its passes settle on that
+    # face (a good fit): the same face, reported once, with the box around it, whether the other is an unsure
+    # candidate or a sure detection, whichever comes first, and even when the detector is surer of the other
     half = face + np.array([0.6, 0, 0.6, 0], np.float32) * (face[2] - face[0])
-    det = FaceKeypointDetector(threads=1, detector=_Candidates([face, half], [0.9, 0.4]))
-    faces = det(grace)
-    assert len(faces) == 1 and faces[0].score == pytest.approx(0.9)
+    for boxes, scores, best in (
+        ([face, half], [0.9, 0.4], 0.9),
+        ([half, face], [0.6, 0.9], 0.9),
+        ([half, face], [0.95, 0.9], 0.9),
+    ):
+        faces = FaceKeypointDetector(threads=1, detector=_Candidates(boxes, scores))(grace)
+        assert len(faces) == 1 and faces[0].score == pytest.approx(best)
     with pytest.raises(InputError, match="unsure_score"):
         FaceKeypointDetector(unsure_score=1.5)
 

@@ -52,9 +52,10 @@ from .runtime import KeypointModel
 #: What caller-given boxes are: the face detector's boxes (``Face.box``) or the tight box of the 68 points.
 BOX_CONVENTIONS = ("detector", "landmarks")
 #: Two boxes overlapping by this IoU or more are the same face: an unsure candidate (``unsure_score``) over
-#: a face the detector is sure of is not read, nor reported when its landmarks' box overlaps that of a face
-#: reported before it (its passes may settle on a neighbour it half covers), and a face found in a turned copy
-#: (``turns``) takes the place of the upright reading it overlaps, by their boxes or their landmarks' boxes.
+#: a face the detector is sure of is not read; of two detections whose landmarks' boxes overlap so, only the
+#: one whose box fits its landmarks better is reported (the passes from a box half over a face, a partly seen
+#: neighbour's say, may settle on that face); and a face found in a turned copy (``turns``) takes the place of
+#: the upright reading it overlaps, by their boxes or their landmarks' boxes.
 SAME_FACE_IOU = 0.3
 #: Quarter turns (counter-clockwise, as :func:`numpy.rot90` counts them) of a photo searched again when it
 #: gives no face, or only failed fits, upright: a quarter turn either way, then upside down.
@@ -312,17 +313,18 @@ class FaceKeypointDetector:
         size = (rgb.shape[1], rgb.shape[0])
         quality = [None] * len(boxes) if lm_scores is None else [self.calibration.quality(ls) for ls in lm_scores]
         kept: list[int] = []
-        for i in sorted(range(len(boxes)), key=lambda j: bool(unsure[j])):  # sure faces first, then candidates
+        # sure faces first, then candidates, each by how well the detector's box fits its landmarks: of two
+        # readings of one face, the one from the box around that face is kept
+        fit = np.diag(box_iou(self.detector.to_keypoint_box(boxes), keypoint_box(kps)))
+        for i in sorted(range(len(boxes)), key=lambda j: (bool(unsure[j]), -float(fit[j]))):
             s, q = scores[i], quality[i]
             if unsure[i] and (q is None or q < self.calibration.threshold):
                 continue  # a candidate under the detector's threshold whose landmarks do not fit a face
             if q is not None and self.reject_quality is not None:
                 if s < _quality.CONFIRM_SCORE and q < self.reject_quality:
                     continue  # an unsure detection whose landmarks find no face either
-            if unsure[i] and kept:
-                overlap = box_iou(keypoint_box(kps[i]), keypoint_box(kps[kept]))[0]
-                if (overlap >= SAME_FACE_IOU).any():
-                    continue  # a candidate read as a face kept already (its box half over that face)
+            if kept and (box_iou(keypoint_box(kps[i]), keypoint_box(kps[kept]))[0] >= SAME_FACE_IOU).any():
+                continue  # its landmarks are on a face kept already: a box half over that face, read as it
             kept.append(i)
         return [
             Face(
