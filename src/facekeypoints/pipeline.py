@@ -52,10 +52,10 @@ from .runtime import KeypointModel
 #: What caller-given boxes are: the face detector's boxes (``Face.box``) or the tight box of the 68 points.
 BOX_CONVENTIONS = ("detector", "landmarks")
 #: Two boxes overlapping by this IoU or more are the same face: an unsure candidate (``unsure_score``) over
-#: a face the detector is sure of is not read; of two detections whose landmarks' boxes overlap so, only the
-#: one whose box fits its landmarks better is reported (the passes from a box half over a face, a partly seen
-#: neighbour's say, may settle on that face); and a face found in a turned copy (``turns``) takes the place of
-#: the upright reading it overlaps, by their boxes or their landmarks' boxes.
+#: a face the detector is sure of is not read; readings whose landmarks' boxes overlap so are one face (the
+#: passes from a box half over a face, a partly seen neighbour's say, may settle on that face), reported once;
+#: and a face found in a turned copy (``turns``) takes the place of the upright reading it overlaps, by their
+#: boxes or their landmarks' boxes.
 SAME_FACE_IOU = 0.3
 #: Quarter turns (counter-clockwise, as :func:`numpy.rot90` counts them) of a photo searched again when it
 #: gives no face, or only failed fits, upright: a quarter turn either way, then upside down.
@@ -312,30 +312,37 @@ class FaceKeypointDetector:
         kps, lm_scores = self.landmarks(rgb, boxes)
         size = (rgb.shape[1], rgb.shape[0])
         quality = [None] * len(boxes) if lm_scores is None else [self.calibration.quality(ls) for ls in lm_scores]
-        kept: list[int] = []
-        # sure faces first, then candidates, each by how well the detector's box fits its landmarks: of two
-        # readings of one face, the one from the box around that face is kept
-        fit = np.diag(box_iou(self.detector.to_keypoint_box(boxes), keypoint_box(kps)))
-        for i in sorted(range(len(boxes)), key=lambda j: (bool(unsure[j]), -float(fit[j]))):
-            s, q = scores[i], quality[i]
+        readings = []
+        for i, (s, q) in enumerate(zip(scores, quality)):
             if unsure[i] and (q is None or q < self.calibration.threshold):
                 continue  # a candidate under the detector's threshold whose landmarks do not fit a face
             if q is not None and self.reject_quality is not None:
                 if s < _quality.CONFIRM_SCORE and q < self.reject_quality:
                     continue  # an unsure detection whose landmarks find no face either
-            if kept and (box_iou(keypoint_box(kps[i]), keypoint_box(kps[kept]))[0] >= SAME_FACE_IOU).any():
-                continue  # its landmarks are on a face kept already: a box half over that face, read as it
-            kept.append(i)
+            readings.append(i)
+        # Readings whose landmarks land on one face (their boxes overlapping by SAME_FACE_IOU: the passes from a
+        # box half over a face, a partly seen neighbour's say, may settle on that face) give one face: the best
+        # fitting reading (quality; the detector's score for a model without scores), with the box and score of
+        # the detection whose box fits that reading best.
+        around = keypoint_box(kps)
+        fit = box_iou(self.detector.to_keypoint_box(boxes), around)  # [detection, reading]
+        face_box: dict[int, int] = {}  # kept reading -> the detection that gives the face its box
+        for i in sorted(readings, key=lambda j: -(scores[j] if quality[j] is None else quality[j])):
+            same = [k for k in face_box if box_iou(around[i], around[k])[0, 0] >= SAME_FACE_IOU]
+            if not same:
+                face_box[i] = i
+            elif fit[i, same[0]] > fit[face_box[same[0]], same[0]]:
+                face_box[same[0]] = i
         return [
             Face(
-                np.asarray(boxes[i], np.float32),
-                float(scores[i]),
+                np.asarray(boxes[d], np.float32),
+                float(scores[d]),
                 kps[i],
                 pose=head_pose(kps[i], size),
                 landmark_scores=None if lm_scores is None else lm_scores[i],
                 quality=quality[i],
             )
-            for i in sorted(kept)
+            for i, d in sorted(face_box.items(), key=lambda item: item[1])
         ]
 
     def _detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
