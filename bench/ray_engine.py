@@ -18,7 +18,9 @@ Three ways to run it:
   helper actors are already up.
 
 Each is timed from the command's start to its exit (``images_per_s``); for Ray the command's own summary
-line also gives the job's rate once Ray is up (``job_images_per_s``). Every run writes to a fresh output
+line also gives the job's rate once Ray is up (``job_images_per_s``). Last, the floor Ray sets: a Ray Data job
+of the same shape doing nothing (770 rows in as many blocks as the 770 photos' job, a pool of 2 actors that
+only count them), starting its own Ray and joining a running one (``ray_data_doing_nothing``). Every run writes to a fresh output
 folder; the best of ``--runs`` is kept, all of them are listed. The records of the two engines are compared
 (``records_equal``). What else ran on the machine is recorded (load average, busiest processes).
 
@@ -136,6 +138,45 @@ def run_ray(folder: Path, out: Path, address: str | None) -> dict:
     return row
 
 
+#: A Ray Data job that does nothing: ``items`` rows in ``blocks`` blocks through a pool of 2 actors whose
+#: ``__call__`` returns the batch's size, as ``detect --engine ray`` runs its work (one block a batch). Joins
+#: ``address`` or starts a local Ray (2 CPUs) and stops it; prints the job's own seconds.
+NOOP_JOB = """
+import json, logging, sys, time
+import ray, ray.data
+address, items, blocks = sys.argv[1] or None, int(sys.argv[2]), int(sys.argv[3])
+quiet = dict(logging_level=logging.WARNING, log_to_driver=False)
+if address:
+    ray.init(address=address, **quiet)
+else:
+    ray.init(address="local", num_cpus=2, include_dashboard=False, **quiet)
+ray.data.DataContext.get_current().enable_progress_bars = False
+class Nothing:
+    def __call__(self, batch):
+        return {"n": [len(batch["i"])]}
+t = time.perf_counter()
+ds = ray.data.from_items([{"i": i} for i in range(items)], override_num_blocks=blocks)
+ds = ds.map_batches(Nothing, batch_size=None, num_cpus=1,
+                    compute=ray.data.ActorPoolStrategy(size=2, max_tasks_in_flight_per_actor=2))
+done = sum(int(r["n"]) for r in ds.iter_rows())
+job = time.perf_counter() - t
+ray.shutdown()
+print(json.dumps({"rows": done, "job_seconds": round(job, 2)}))
+"""
+
+
+def run_noop(address: str | None, items: int, blocks: int) -> dict:
+    """:data:`NOOP_JOB` in a fresh process: seconds from its start to its exit, and the job's own."""
+    t = time.perf_counter()
+    res = subprocess.run(
+        [sys.executable, "-c", NOOP_JOB, address or "", str(items), str(blocks)], capture_output=True, text=True
+    )
+    wall = time.perf_counter() - t
+    lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
+    out = json.loads(lines[-1]) if lines else {"stderr_tail": res.stderr[-800:]}
+    return {"exit_code": res.returncode, "seconds": round(wall, 2), **out}
+
+
 def best(runs: list[dict]) -> dict:
     return min(runs, key=lambda r: r["seconds"])
 
@@ -211,12 +252,35 @@ def main(argv: list[str] | None = None) -> int:
                     entry["ways"][way]["records_equal_local"] = b["_records"] == local["_records"]
             sets[name] = entry
 
+    # The floor: the same shape of Ray Data job doing nothing (770 rows in as many blocks as detect --engine ray
+    # cuts the Udacity photos into), starting its own Ray and joining a running one, best of --runs
+    from facekeypoints.ray_engine import batch_count
+
+    blocks = batch_count(770, 2, 256)
+    floor: dict = {"rows": 770, "blocks": blocks, "ways": {}}
+    for way in ("starts its own", "joins a running cluster"):
+        rows = []
+        for _ in range(args.runs):
+            if way == "starts its own":
+                rows.append(run_noop(None, 770, blocks))
+                continue
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+            try:
+                address = ray.get_runtime_context().gcs_address
+                run_noop(address, 8, 1)  # Ray Data's helper actors start with a cluster's first job
+                rows.append(run_noop(address, 770, blocks))
+            finally:
+                ray.shutdown()
+        floor["ways"][way] = {**best(rows), "all_runs_seconds": [r["seconds"] for r in rows]}
+        print("ray data, nothing to do:", way, floor["ways"][way], flush=True)
+
     result = {
         "bench": "bench/ray_engine.py",
         "what": "images/s of facekeypoints detect --engine ray against the local engine's --workers 2, "
         "each command timed from its start to its exit in a fresh process (model loads and Ray's start "
         "included); job_images_per_s: the Ray job's own rate once Ray is up, from its summary line",
         "sets": sets,
+        "ray_data_doing_nothing": floor,
         "sample_copies": args.copies,
         "runs": args.runs,
         "machine": {
