@@ -169,7 +169,9 @@ class FaceKeypointDetector:
     (``detector.min_score``) are read too, and reported only when their landmarks fit as a face does
     (quality at least the model's threshold, :attr:`quality.Calibration.threshold`): faces in noisy,
     dark or strongly tilted photos (default :data:`quality.UNSURE_SCORE`; None: the detector's own
-    threshold only).
+    threshold only). Readings whose landmarks land on one face (:data:`SAME_FACE_IOU`; a box half over a
+    face may be read as that face) are reported as one face: the best fitting reading, with the box and
+    score of the detection whose box fits it best.
     ``turns``: a photo that gives no face upright, or only failed fits (:data:`quality.TURN_BELOW`), is
     searched again turned a quarter turn either way and upside down (:data:`TURNS`): people lying down,
     photos whose orientation was lost.
