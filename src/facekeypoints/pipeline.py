@@ -327,10 +327,11 @@ class FaceKeypointDetector:
         # fitting reading (quality; the detector's score for a model without scores), with the box and score of
         # the detection whose box fits that reading best.
         around = keypoint_box(kps)
+        overlap = box_iou(around, around) >= SAME_FACE_IOU  # [reading, reading]
         fit = box_iou(self.detector.to_keypoint_box(boxes), around)  # [detection, reading]
         face_box: dict[int, int] = {}  # kept reading -> the detection that gives the face its box
         for i in sorted(readings, key=lambda j: -(scores[j] if quality[j] is None else quality[j])):
-            same = [k for k in face_box if box_iou(around[i], around[k])[0, 0] >= SAME_FACE_IOU]
+            same = [k for k in face_box if overlap[i, k]]
             if not same:
                 face_box[i] = i
             elif fit[i, same[0]] > fit[face_box[same[0]], same[0]]:
