@@ -473,7 +473,8 @@ def test_turned_readings_replace_failed_fits_and_add_only_good_fits(detector):
     """The choice between readings of the turned copies, with scripted readings (upright, then the copies
     turned 90, 270 and 180 degrees): a failed upright fit of a face (quality under quality.TURN_BELOW) gives
     way to the best turned reading that fits better, even one under the model's threshold (a hard face read
-    the right way up); where nothing was found upright only a reading that fits well adds a face."""
+    the right way up); where nothing was found upright a reading adds a face when it fits well, or when the
+    detector is sure of its face and it fits better than a failed fit."""
     from facekeypoints import quality
     from facekeypoints.pipeline import TURNS, Face, FaceKeypointDetector
 
@@ -481,14 +482,14 @@ def test_turned_readings_replace_failed_fits_and_add_only_good_fits(detector):
     photo = np.zeros((h, w, 3), np.uint8)
     threshold = detector.calibration.threshold
 
-    def face(k, q):  # a square box about the photo's centre, as it sits in the copy turned by k quarter turns
+    def face(k, q, score=0.9):  # a square box about the photo's centre, as it sits in the copy turned by k
         cx, cy = ((w - 1) / 2, (h - 1) / 2) if k % 2 == 0 else ((h - 1) / 2, (w - 1) / 2)
         box = np.array([cx - 20, cy - 20, cx + 20, cy + 20], np.float32)
-        return Face(box, 0.9, np.tile([cx, cy], (68, 1)).astype(np.float32), quality=q)
+        return Face(box, score, np.tile([cx, cy], (68, 1)).astype(np.float32), quality=q)
 
-    def read(upright, turned):  # turned: {k: quality}
+    def read(upright, turned, score=0.9):  # turned: {k: quality}, read from detections scored ``score``
         det = FaceKeypointDetector(model=detector.model)
-        script = iter([upright] + [[face(k, turned[k])] if k in turned else [] for k in TURNS])
+        script = iter([upright] + [[face(k, turned[k], score)] if k in turned else [] for k in TURNS])
         det._faces = lambda rgb: next(script)
         return det(photo)
 
@@ -499,8 +500,14 @@ def test_turned_readings_replace_failed_fits_and_add_only_good_fits(detector):
     assert f.extra == {"turned": 90} and f.quality == 0.9
     (f,) = read([face(0, 0.01)], {3: quality.TURN_BELOW * 0.5})  # a turned failed fit: the upright one stays
     assert f.extra == {} and f.quality == 0.01
-    assert read([], {1: low, 2: low}) == []  # nothing upright: an unsure reading adds no face
-    (f,) = read([], {3: threshold + 0.1})  # a good one does
+    # nothing upright: a reading under the threshold adds a face only from a detection the detector is sure of
+    # (as upright, where a hard face is reported with the quality it fits with), the best of them
+    unsure_score = detector.detector.min_score - 0.1
+    assert read([], {1: low, 2: low}, unsure_score) == []
+    (f,) = read([], {1: low * 0.9, 2: low})
+    assert f.extra == {"turned": 180} and f.quality == low
+    assert read([], {1: quality.TURN_BELOW * 0.5}) == []  # a failed fit adds nothing
+    (f,) = read([], {3: threshold + 0.1}, unsure_score)  # a good one does, even from an unsure candidate
     assert f.extra == {"turned": 270}
 
 

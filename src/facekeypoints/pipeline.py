@@ -254,7 +254,8 @@ class FaceKeypointDetector:
         :data:`quality.TURN_BELOW`), is searched again turned by a quarter turn either way and upside
         down; a face found there whose landmarks fit well (quality at least the model's threshold) is
         reported in the photo's own pixels, in place of the failed fit of the same face upright, and so is one
-        that fits better than that failed fit without fitting well (:meth:`_turned_faces`)."""
+        that fits better than that failed fit without fitting well, or, where nothing was found upright, one
+        the detector is sure of (:meth:`_turned_faces`)."""
         rgb = load_image(image, self.max_pixels)
         faces = self._faces(rgb)
         if self.turns and not any(f.quality >= _quality.TURN_BELOW for f in faces):  # turns: the model has scores
@@ -269,10 +270,12 @@ class FaceKeypointDetector:
         they overlap (:data:`SAME_FACE_IOU`) or beside them: a turned reading is taken when it fits well
         (quality at least the model's threshold), or when it fits better than the failed fits (quality under
         :data:`quality.TURN_BELOW`) it replaces, itself at least that: a face the detector found upside down
-        is then read the right way up even when it is hard to read that way too (a threshold of its own for
-        a reading that adds no face). Of several readings of one face the best fitting is kept."""
+        is then read the right way up even when it is hard to read that way too. Where it replaces nothing, such
+        a reading adds a face only when the detector is sure of it (score at least its ``min_score``), as an
+        upright detection would be reported. Of several readings of one face the best fitting is kept."""
         h, w = rgb.shape[:2]
         size = (w, h)
+        own = getattr(self.detector, "min_score", None)  # the detector's own threshold (None: all are sure)
         for k in TURNS:
             found = self._faces(turn_image(rgb, k))
             for f in found:
@@ -287,8 +290,11 @@ class FaceKeypointDetector:
                     same |= box_iou(keypoint_box(kps), [keypoint_box(g.keypoints) for g in faces])[0] >= SAME_FACE_IOU
                 replaced = [g for g, s in zip(faces, same) if s]
                 take = all(g.quality < f.quality for g in replaced)
-                if f.quality < self.calibration.threshold:  # only in place of failed fits (or turned readings)
-                    take = take and bool(replaced)
+                if f.quality < self.calibration.threshold:
+                    # in place of failed fits (or turned readings); a new face only from a detection the
+                    # detector is sure of, as upright (a hard face fits under the threshold either way up)
+                    sure = own is None or f.score >= own
+                    take = take and (bool(replaced) or sure)
                     take = take and all(g.quality < _quality.TURN_BELOW or "turned" in g.extra for g in replaced)
                 if not take:
                     continue
