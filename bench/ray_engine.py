@@ -20,9 +20,9 @@ Three ways to run it:
 Each is timed from the command's start to its exit (``images_per_s``); for Ray the command's own summary
 line also gives the job's rate once Ray is up (``job_images_per_s``). Last, the floor Ray sets: a Ray Data job
 of the same shape doing nothing (770 rows in as many blocks as the 770 photos' job, a pool of 2 actors that
-only count them), starting its own Ray and joining a running one (``ray_data_doing_nothing``). Every run writes to a fresh output
-folder; the best of ``--runs`` is kept, all of them are listed. The records of the two engines are compared
-(``records_equal``). What else ran on the machine is recorded (load average, busiest processes).
+only count them), starting its own Ray and joining a running one (``ray_data_doing_nothing``). Every run writes
+to a fresh output folder; the best of ``--runs`` is kept, all of them are listed. The records of the two engines
+are compared (``records_equal``). What else ran on the machine is recorded (load average, busiest processes).
 
     python bench/ray_engine.py [--data ZIP] [--samples DIR] [--copies 20] [--runs 2]
 

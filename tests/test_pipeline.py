@@ -511,6 +511,38 @@ def test_turned_readings_replace_failed_fits_and_add_only_good_fits(detector):
     assert f.extra == {"turned": 270}
 
 
+def test_a_face_on_its_side_is_read_again_from_the_copy_that_shows_it_upright(detector, grace):
+    """A face the photo shows on its side, found and read sideways with a fair fit (which stops the full turned
+    search), is read again in the one copy that shows it upright, and the better fitting reading is kept."""
+    from facekeypoints.pipeline import Face, FaceKeypointDetector, _levelling_turns, unturn_points
+
+    up = detector(grace)[0]
+    photo = np.ascontiguousarray(np.rot90(grace, 1))  # grace is this photo's copy turned by 3 quarter turns
+    side = unturn_points(up.keypoints, 3, photo.shape[:2])
+    side_box = keypoint_box(side)
+    assert _levelling_turns([side], photo.shape) == (3,)
+    assert _levelling_turns([up.keypoints], grace.shape) == ()  # an upright face: no copy read
+
+    def read(upright_quality, copy_quality):
+        det = FaceKeypointDetector(model=detector.model)
+        searched = []
+
+        def faces(rgb):
+            if rgb.shape == photo.shape:  # the photo itself
+                return [Face(side_box, 0.9, side, quality=upright_quality)]
+            searched.append(rgb.shape)
+            return [Face(up.box, 0.9, up.keypoints, quality=copy_quality)]
+
+        det._faces = faces
+        return det(photo), searched
+
+    (f,), searched = read(0.5, 0.9)
+    assert searched == [grace.shape] and f.extra == {"turned": 270} and f.quality == 0.9
+    assert np.abs(f.keypoints - side).max() < 1e-3  # the copy's reading, in the photo's pixels
+    (f,), _ = read(0.5, 0.3)  # the sideways reading fits better: it stays
+    assert f.extra == {} and f.quality == 0.5
+
+
 def test_turn_image_is_numpys_quarter_turn():
     from facekeypoints.pipeline import turn_image
 

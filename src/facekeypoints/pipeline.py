@@ -89,6 +89,20 @@ def unturn_points(points: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndar
     return np.stack([x, y], axis=-1).astype(np.float32)
 
 
+def _levelling_turns(keypoints: list[np.ndarray], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The quarter turns (of :data:`TURNS`) whose copies of a photo of ``shape`` show upright the faces among
+    ``keypoints`` (each (68, 2) pixels) whose eye line is further than :data:`quality.ROLLED_DEG` from level."""
+    turns = []
+    for kps in keypoints:
+        if abs(np.degrees(eye_angle(kps))) <= _quality.ROLLED_DEG:
+            continue
+        tilt = {k: abs(np.degrees(eye_angle(unturn_points(kps, -k, shape[:2])))) for k in TURNS}
+        best = min(tilt, key=tilt.get)
+        if best not in turns:
+            turns.append(best)
+    return tuple(k for k in TURNS if k in turns)
+
+
 def _rounded(values: np.ndarray, decimals: int) -> list:
     """``values`` as nested lists of Python floats rounded to ``decimals`` places (numpy's rounding, in one
     call: a tenth of the time of rounding each float, which for 68 points counts in a JSON answer)."""
@@ -174,7 +188,8 @@ class FaceKeypointDetector:
     score of the detection whose box fits it best.
     ``turns``: a photo that gives no face upright, or only failed fits (:data:`quality.TURN_BELOW`), is
     searched again turned a quarter turn either way and upside down (:data:`TURNS`): people lying down,
-    photos whose orientation was lost.
+    photos whose orientation was lost; and a face found on its side (:data:`quality.ROLLED_DEG`) is read again
+    in the copy that shows it upright, the better fitting reading kept.
     A face found so is reported in the photo's own pixels, with ``extra["turned"]`` (90, 270 or 180:
     the counter-clockwise turn of the copy it was found in).
     """
@@ -255,28 +270,37 @@ class FaceKeypointDetector:
         down; a face found there whose landmarks fit well (quality at least the model's threshold) is
         reported in the photo's own pixels, in place of the failed fit of the same face upright, and so is one
         that fits better than that failed fit without fitting well, or, where nothing was found upright, one
-        the detector is sure of (:meth:`_turned_faces`)."""
+        the detector is sure of (:meth:`_turned_faces`). Otherwise a face whose answer's eye line is more than
+        :data:`quality.ROLLED_DEG` from level is read again in the copy that shows it closest to upright, and
+        the better fitting reading is kept."""
         rgb = load_image(image, self.max_pixels)
         faces = self._faces(rgb)
         if self.turns and not any(f.quality >= _quality.TURN_BELOW for f in faces):  # turns: the model has scores
             faces = self._turned_faces(rgb, faces)
+        elif self.turns:
+            levelling = _levelling_turns([f.keypoints for f in faces if f.quality >= _quality.TURN_BELOW], rgb.shape)
+            if levelling:  # faces on their side: read again in the copies that show them upright
+                faces = self._turned_faces(rgb, faces, levelling, add=False)
         if self.max_faces is not None:
             area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
             faces = [faces[i] for i in np.argsort(area, kind="stable")[::-1][: self.max_faces]]
         return faces
 
-    def _turned_faces(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+    def _turned_faces(
+        self, rgb: np.ndarray, faces: list[Face], turns: tuple[int, ...] = TURNS, add: bool = True
+    ) -> list[Face]:
         """``faces`` (read upright), with the faces of the photo turned by :data:`TURNS` in place of those
         they overlap (:data:`SAME_FACE_IOU`) or beside them: a turned reading is taken when it fits well
         (quality at least the model's threshold), or when it fits better than the failed fits (quality under
         :data:`quality.TURN_BELOW`) it replaces, itself at least that: a face the detector found upside down
         is then read the right way up even when it is hard to read that way too. Where it replaces nothing, such
         a reading adds a face only when the detector is sure of it (score at least its ``min_score``), as an
-        upright detection would be reported. Of several readings of one face the best fitting is kept."""
+        upright detection would be reported. Of several readings of one face the best fitting is kept.
+        ``turns``: the quarter turns searched; ``add=False``: readings that replace no face are dropped."""
         h, w = rgb.shape[:2]
         size = (w, h)
         own = getattr(self.detector, "min_score", None)  # the detector's own threshold (None: all are sure)
-        for k in TURNS:
+        for k in turns:
             found = self._faces(turn_image(rgb, k))
             for f in found:
                 if f.quality < _quality.TURN_BELOW:
@@ -289,6 +313,8 @@ class FaceKeypointDetector:
                     same |= box_iou(box, [g.box for g in faces])[0] >= SAME_FACE_IOU
                     same |= box_iou(keypoint_box(kps), [keypoint_box(g.keypoints) for g in faces])[0] >= SAME_FACE_IOU
                 replaced = [g for g, s in zip(faces, same) if s]
+                if not replaced and not add:
+                    continue
                 take = all(g.quality < f.quality for g in replaced)
                 if f.quality < self.calibration.threshold:
                     # in place of failed fits (or turned readings); a new face only from a detection the

@@ -118,6 +118,12 @@ def parse_unsure_score(text: str) -> float | None:
 #: became 1 (5.92 -> 4.21 %), no face came from a turned copy on 1,363 test, sample and faceless pictures.
 TURN_BELOW = 0.05
 
+#: A face whose answer's eye line is further than this from level (degrees) is read again in the copy of the
+#: photo turned a quarter turn or upside down that shows it closest to upright, and the better fitting reading
+#: kept (``FaceKeypointDetector(turns=True)``): a face the photo shows on its side is found by the face
+#: detector and read sideways, with a fit good enough to stop the turned search, 1-2 points worse than upright.
+ROLLED_DEG = 45.0
+
 #: Quality under which a face is best treated as a failed fit, for a model without a fitted threshold.
 DEFAULT_THRESHOLD = 0.5
 
