@@ -5,8 +5,8 @@ Every 300-W face a training run held out (``--run``'s split; never a test set) i
 JPEG quality 8, an 11-pixel motion blur, Gaussian noise of 25 grey levels, low contrast (35 %), shrunk
 so that the outer eye corners are about 30 px apart, turned by 60, 75, 90, 120 or 180 degrees (as
 ``bench/rolled_faces.py`` turns them, on a canvas padded with the photo's edge pixels, ``--padding``), or the
-photo itself turned a quarter
-turn or upside down (``np.rot90``, nothing added: a photo whose orientation tag was lost). Each picture is
+photo itself turned a quarter turn or upside down (``np.rot90``, nothing added: a photo whose orientation tag
+was lost). Each picture is
 read end to end by the default pipeline, by the same pipeline without the search of turned copies (``turns=False``), by
 that without unsure candidates either (``unsure_score=None``: only what the face detector is sure of,
 upright, as before both) and by dlib's HOG detector + 68-point predictor; the face matched to the truth

@@ -32,6 +32,7 @@ Writes ``results/ray_engine.json``. Needs the ``[ray]`` extra.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -177,6 +178,18 @@ def run_noop(address: str | None, items: int, blocks: int) -> dict:
     return {"exit_code": res.returncode, "seconds": round(wall, 2), **out}
 
 
+@contextlib.contextmanager
+def running_ray():
+    """A Ray with 2 CPUs started in this process for a while, as a running cluster: yields its address."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
 def best(runs: list[dict]) -> dict:
     return min(runs, key=lambda r: r["seconds"])
 
@@ -222,16 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                         row = run_local(folder, out)
                     elif i == 1:
                         row = run_ray(folder, out, None)
-                    else:  # a Ray with 2 CPUs started here (only for these runs), joined by the command
-                        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-                        try:
-                            address = ray.get_runtime_context().gcs_address
+                    else:  # a Ray started here (only for these runs), joined by the command
+                        with running_ray() as address:
                             # a first, untimed job, as a running cluster has had: Ray Data's own helper
                             # actors (stats, autoscaling coordinator) start with the first job on a cluster
                             run_ray(warmup, out / "warmup", address)
                             row = run_ray(folder, out, address)
-                        finally:
-                            ray.shutdown()
                     runs[way].append(row)
                     print(name, way, {k2: v for k2, v in row.items() if not k2.startswith("_")}, flush=True)
                     shutil.rmtree(out)
@@ -264,13 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             if way == "starts its own":
                 rows.append(run_noop(None, 770, blocks))
                 continue
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-            try:
-                address = ray.get_runtime_context().gcs_address
+            with running_ray() as address:
                 run_noop(address, 8, 1)  # Ray Data's helper actors start with a cluster's first job
                 rows.append(run_noop(address, 770, blocks))
-            finally:
-                ray.shutdown()
         floor["ways"][way] = {**best(rows), "all_runs_seconds": [r["seconds"] for r in rows]}
         print("ray data, nothing to do:", way, floor["ways"][way], flush=True)
 

@@ -555,7 +555,6 @@ class Landmarks(_Landmarker):
             _config(model, detector, refine, flip, convention, min_face, max_megapixels, unsure_score, turns)
         )
         self.column, self.path_column = column, path_column
-        self.face_type = _record_schema().field("faces").type
 
     def __call__(self, table):
         import pyarrow as pa
