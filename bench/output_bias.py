@@ -43,6 +43,18 @@ TRIM = 0.1
 FOLDS = 5
 
 
+def read_matched(det: FaceKeypointDetector, rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
+    """``det``'s answer (68, 2 pixels) for the face it finds in ``rgb`` whose box best overlaps the box of the true
+    ``keypoints`` (IoU at least 0.3, in the detector's keypoint-box convention), or None where it finds none."""
+    boxes, _ = det.detector.detect(rgb)
+    truth_box = keypoint_box(keypoints)
+    kb = det.detector.to_keypoint_box(boxes) if len(boxes) else boxes
+    best = int(np.argmax([iou(b, truth_box) for b in kb])) if len(kb) else -1
+    if best < 0 or iou(kb[best], truth_box) < 0.3:
+        return None
+    return det.landmarks(rgb, boxes[best : best + 1])[0][0]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="the training run folder (its config.json names the data)")
@@ -61,14 +73,11 @@ def main(argv=None) -> int:
     for src, _, val in load_sources(cfg):
         kind = "300w" if src.kind == "pts" else src.kind
         for s in val:
-            boxes, _ = det.detector.detect(s.image)
-            truth_box = keypoint_box(s.keypoints)
-            kb = det.detector.to_keypoint_box(boxes) if len(boxes) else boxes
-            best = int(np.argmax([iou(b, truth_box) for b in kb])) if len(kb) else -1
-            if best < 0 or iou(kb[best], truth_box) < 0.3:
+            answer = read_matched(det, s.image, s.keypoints)
+            if answer is None:
                 missed += 1
                 continue
-            preds.setdefault(kind, []).append(det.landmarks(s.image, boxes[best : best + 1])[0][0])
+            preds.setdefault(kind, []).append(answer)
             truths.setdefault(kind, []).append(s.keypoints)
     pred = {k: np.array(v, np.float64) for k, v in preds.items()}
     truth = {k: np.array(v, np.float64) for k, v in truths.items()}

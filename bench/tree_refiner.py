@@ -38,12 +38,13 @@ import numpy as np  # noqa: E402
 from facekeypoints.commands.evaluate import evaluate_dataset  # noqa: E402
 from facekeypoints.conventions import shift_in_face_frame  # noqa: E402
 from facekeypoints.data.pts import PtsDataset  # noqa: E402
-from facekeypoints.evaluation import iou  # noqa: E402
-from facekeypoints.geometry import keypoint_box  # noqa: E402
 from facekeypoints.landmarks import JAW, OUTER_EYE_CORNERS  # noqa: E402
 from facekeypoints.pipeline import FaceKeypointDetector  # noqa: E402
 from facekeypoints.training.config import TrainConfig  # noqa: E402
 from facekeypoints.training.data import load_sources  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from output_bias import read_matched  # noqa: E402
 
 EYE_A, EYE_B = OUTER_EYE_CORNERS
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,14 +71,11 @@ def read_faces(det: FaceKeypointDetector, samples, norm: bool) -> tuple[Faces, i
     """Each sample's face as the default detector finds it (IoU >= 0.3 with the true points' box)."""
     images, truth, start, missed = [], [], [], 0
     for s in samples:
-        boxes, _ = det.detector.detect(s.image)
-        tb = keypoint_box(s.keypoints)
-        kb = det.detector.to_keypoint_box(boxes) if len(boxes) else boxes
-        best = int(np.argmax([iou(b, tb) for b in kb])) if len(kb) else -1
-        if best < 0 or iou(kb[best], tb) < 0.3:
+        answer = read_matched(det, s.image, s.keypoints)
+        if answer is None:
             missed += 1
             continue
-        start.append(det.landmarks(s.image, boxes[best : best + 1])[0][0])
+        start.append(answer)
         truth.append(s.keypoints)
         images.append(gray(s.image, norm))
     return Faces(images, np.asarray(truth, np.float64), np.asarray(start, np.float64)), missed
@@ -238,7 +236,6 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
 def dlib_common(samples) -> dict:
     """dlib's HOG detector and 68-point predictor end to end on ``samples``, scored as ``bench/real_photos.py``
     scores it (its box convention fitted on 300-W's training faces)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from compare import DlibLandmarker, fit_dlib_calibration
 
     dl = DlibLandmarker(None)
