@@ -38,7 +38,8 @@ import numpy as np  # noqa: E402
 from facekeypoints.commands.evaluate import evaluate_dataset  # noqa: E402
 from facekeypoints.conventions import shift_in_face_frame  # noqa: E402
 from facekeypoints.data.pts import PtsDataset  # noqa: E402
-from facekeypoints.landmarks import JAW, OUTER_EYE_CORNERS  # noqa: E402
+from facekeypoints.evaluation import nme_io, point_errors  # noqa: E402
+from facekeypoints.landmarks import JAW, interocular_distance  # noqa: E402
 from facekeypoints.pipeline import FaceKeypointDetector  # noqa: E402
 from facekeypoints.training.config import TrainConfig  # noqa: E402
 from facekeypoints.training.data import load_sources  # noqa: E402
@@ -46,8 +47,6 @@ from facekeypoints.training.data import load_sources  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from output_bias import read_matched  # noqa: E402
 
-EYE_A, EYE_B = OUTER_EYE_CORNERS
-RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_300W = Path(__file__).resolve().parents[2] / "shared" / "data" / "300w"
 COMMON, TRAIN = SHARED_300W / "common", SHARED_300W / "train"
 
@@ -59,12 +58,6 @@ class Faces:
     images: list[np.ndarray]
     truth: np.ndarray
     start: np.ndarray
-
-
-def nme(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-face NME_io (fraction of the outer eye-corner distance)."""
-    io = np.linalg.norm(truth[:, EYE_B] - truth[:, EYE_A], axis=1)
-    return np.linalg.norm(pred - truth, axis=2).mean(1) / io
 
 
 def read_faces(det: FaceKeypointDetector, samples, norm: bool) -> tuple[Faces, int]:
@@ -103,10 +96,10 @@ def mean_shape(truth: np.ndarray) -> np.ndarray:
     """Procrustes mean of ``truth``, centred, outer eye corners one unit apart."""
     m = truth[0] - truth[0].mean(0)
     for _ in range(5):
-        m = m / np.linalg.norm(m[EYE_B] - m[EYE_A])
+        m = m / interocular_distance(m)
         aligned = apply_linear(np.linalg.inv(similarity(m, truth)), truth - truth.mean(1, keepdims=True))
         m = aligned.mean(0) - aligned.mean(0).mean(0)
-    return m / np.linalg.norm(m[EYE_B] - m[EYE_A])
+    return m / interocular_distance(m)
 
 
 def pixels(images, ids, shapes, a, anchors, deltas) -> np.ndarray:
@@ -197,7 +190,7 @@ class TreeCascade:
                 trees.append(tree)
             shapes = shapes + apply_linear(lin, step.reshape(-1, 68, 2).astype(np.float64))
             self.levels.append((anchors, deltas, trees))
-            fitted = nme(shapes[:n], faces.truth).mean() * 100
+            fitted = nme_io(shapes[:n], faces.truth).mean() * 100
             log(f"level {level}: training NME {fitted:.3f} % ({time.time() - t0:.0f} s)")
 
     def refine(self, images: list[np.ndarray], start: np.ndarray) -> list[np.ndarray]:
@@ -219,8 +212,7 @@ class TreeCascade:
 
 
 def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
-    io = np.linalg.norm(truth[:, EYE_B] - truth[:, EYE_A], axis=1)[:, None]
-    per_point = np.linalg.norm(pred - truth, axis=2) / io
+    per_point = point_errors(pred, truth)
     jaw = np.asarray(list(JAW))
     other = np.setdiff1d(np.arange(68), jaw)
     e = per_point.mean(1)
